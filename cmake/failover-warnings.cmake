@@ -1,0 +1,13 @@
+# Warning and sanitizer flags for the project's own targets (tests, examples,
+# benchmarks). Never applied to the failover INTERFACE target: consumers choose
+# their own flags.
+function(failover_strict target)
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wno-sign-conversion)
+  if(FAILOVER_WERROR)
+    target_compile_options(${target} PRIVATE -Werror)
+  endif()
+  if(FAILOVER_SANITIZE)
+    target_compile_options(${target} PRIVATE -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer)
+    target_link_options(${target} PRIVATE -fsanitize=address,undefined)
+  endif()
+endfunction()
