@@ -41,6 +41,12 @@ public:
         return parse(std::move(doc));
     }
 
+    /// Compiles a schema from JSON text (overloads so a string literal is not ambiguous).
+    static std::shared_ptr<const Schema> parse(const char* json_text) { return parse(std::string_view(json_text)); }
+    static std::shared_ptr<const Schema> parse(const std::string& json_text) {
+        return parse(std::string_view(json_text));
+    }
+
     /// Compiles a schema from a parsed document. Throws std::invalid_argument naming the problem.
     static std::shared_ptr<const Schema> parse(nlohmann::json doc) {
         if (!doc.is_object() && !doc.is_boolean())

@@ -1,0 +1,157 @@
+// SPDX-License-Identifier: MIT
+// A Route is one link of the chain: a name, an adapter, the transport it sends
+// through (none for local adapters such as StaticReply), its options, and the
+// state it shares between every request through it (circuit breaker, retry
+// budget, Retry-After cooldown). Routes are move-only; the router owns them.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+#include "failover/adapter.hpp"
+#include "failover/breaker.hpp"
+#include "failover/clock.hpp"
+#include "failover/retry.hpp"
+#include "failover/transport.hpp"
+#include "failover/version.hpp"
+
+FAILOVER_BEGIN_NAMESPACE
+
+/// The transport type of a route whose adapter answers locally.
+struct NoTransport {};
+
+/// Per-route behaviour; the defaults are DESIGN.md's.
+struct RouteOptions {
+    int max_attempts = 2;                              ///< attempts on this route before failing over (>= 1)
+    Backoff backoff{};                                 ///< wait between attempts
+    std::chrono::milliseconds max_retry_after{5000};   ///< longest server-requested wait honoured; longer: fail over and cool down
+    std::chrono::milliseconds attempt_timeout{30000};  ///< one attempt, clipped to what is left of the chain
+    std::chrono::milliseconds connect_timeout{5000};
+    int repair_attempts = 1;                           ///< schema repair turns (each uses one of max_attempts)
+    BreakerOptions breaker{};
+    RetryBudgetOptions retry_budget{};
+
+    /// Throws std::invalid_argument naming the route, the field and the value.
+    void validate(std::string_view route) const {
+        auto bad = [&](const char* field, const std::string& v) {
+            throw std::invalid_argument("failover: route '" + std::string(route) + "': RouteOptions." + field +
+                                        " invalid: " + v);
+        };
+        if (max_attempts < 1) bad("max_attempts", std::to_string(max_attempts) + " (must be >= 1)");
+        if (backoff.base.count() < 0) bad("backoff.base", std::to_string(backoff.base.count()) + " ms");
+        if (backoff.cap < backoff.base) bad("backoff.cap", std::to_string(backoff.cap.count()) + " ms < base");
+        if (max_retry_after.count() < 0) bad("max_retry_after", std::to_string(max_retry_after.count()) + " ms");
+        if (attempt_timeout.count() <= 0) bad("attempt_timeout", std::to_string(attempt_timeout.count()) + " ms");
+        if (connect_timeout.count() <= 0) bad("connect_timeout", std::to_string(connect_timeout.count()) + " ms");
+        if (repair_attempts < 0) bad("repair_attempts", std::to_string(repair_attempts));
+        try {
+            breaker.validate();
+        } catch (const std::invalid_argument& e) {
+            throw std::invalid_argument("failover: route '" + std::string(route) + "': " + e.what());
+        }
+    }
+};
+
+/// One link of the chain. `A` is an HttpAdapter with transport `T`, or a LocalAdapter.
+/// @code
+/// Route{"primary", OpenAI{{.model = "gpt-4o", .api_key = env("OPENAI_API_KEY")}}, http}
+/// Route{"canned", StaticReply{R"({"status":"busy"})"}}
+/// @endcode
+template <class A, class T = NoTransport>
+class Route {
+    static_assert(Adapter<A>,
+                  "failover::Route: the adapter must provide either encode(const ChatRequest&) -> "
+                  "Result<HttpRequest> and decode(const ChatRequest&, const HttpResponse&) -> "
+                  "Result<ChatResponse> (an HttpAdapter), or respond(const ChatRequest&) -> "
+                  "Result<ChatResponse> (a LocalAdapter)");
+    static_assert(!HttpAdapter<A> || Transport<T>,
+                  "failover::Route: an HttpAdapter needs a transport providing "
+                  "send(const HttpRequest&, Deadline) -> Result<HttpResponse>");
+    static_assert(HttpAdapter<A> || std::is_same_v<T, NoTransport>,
+                  "failover::Route: a LocalAdapter takes no transport");
+
+public:
+    using adapter_type = A;
+    using transport_type = T;
+
+    /// An HTTP route. Throws std::invalid_argument on an empty name, a null transport or bad options.
+    Route(std::string name, A adapter, std::shared_ptr<T> transport, RouteOptions opts = {})
+        requires HttpAdapter<A>
+        : name_(std::move(name)), adapter_(std::move(adapter)), transport_(std::move(transport)), opts_(opts) {
+        check();
+        if (!transport_) throw std::invalid_argument("failover: route '" + name_ + "': transport is null");
+    }
+
+    /// A local route (no transport).
+    Route(std::string name, A adapter, RouteOptions opts = {})
+        requires LocalAdapter<A>
+        : name_(std::move(name)), adapter_(std::move(adapter)), opts_(opts) {
+        check();
+    }
+
+    Route(Route&&) noexcept = default;
+    Route& operator=(Route&&) noexcept = default;
+
+    const std::string& name() const noexcept { return name_; }
+    const A& adapter() const noexcept { return adapter_; }
+    T& transport() const noexcept { return *transport_; }
+    const RouteOptions& options() const noexcept { return opts_; }
+    CircuitBreaker& breaker() const noexcept { return state_->breaker; }
+    RetryBudget& retry_budget() const noexcept { return state_->budget; }
+
+    /// gen_ai.system of the adapter ("" when it does not say).
+    std::string_view provider() const noexcept {
+        if constexpr (requires { std::string_view(adapter_.provider()); }) return adapter_.provider();
+        else return {};
+    }
+    /// Model the adapter requests ("" when it does not say).
+    std::string_view model() const noexcept {
+        if constexpr (requires { std::string_view(adapter_.model()); }) return adapter_.model();
+        else return {};
+    }
+
+    /// Until when the route is skipped after a long Retry-After (time_point{} when not).
+    Clock::time_point cooldown_until() const noexcept {
+        return Clock::time_point{Clock::duration{state_->cooldown.load(std::memory_order_acquire)}};
+    }
+    /// Skips the route until `t` (only ever extends an existing cooldown).
+    void cool_down_until(Clock::time_point t) noexcept {
+        const auto v = t.time_since_epoch().count();
+        auto cur = state_->cooldown.load(std::memory_order_relaxed);
+        while (cur < v && !state_->cooldown.compare_exchange_weak(cur, v, std::memory_order_acq_rel)) {
+        }
+    }
+
+private:
+    struct State {
+        explicit State(const RouteOptions& o) : breaker(o.breaker), budget(o.retry_budget) {}
+        CircuitBreaker breaker;
+        RetryBudget budget;
+        std::atomic<Clock::duration::rep> cooldown{0};
+    };
+
+    void check() {
+        if (name_.empty()) throw std::invalid_argument("failover: Route: name must not be empty");
+        opts_.validate(name_);
+        state_ = std::make_unique<State>(opts_);
+    }
+
+    std::string name_;
+    A adapter_;
+    std::shared_ptr<T> transport_;
+    RouteOptions opts_;
+    std::unique_ptr<State> state_;
+};
+
+template <class A, class T>
+Route(std::string, A, std::shared_ptr<T>, RouteOptions = {}) -> Route<A, T>;
+template <class A>
+Route(std::string, A, RouteOptions = {}) -> Route<A, NoTransport>;
+
+FAILOVER_END_NAMESPACE

@@ -1,0 +1,495 @@
+// SPDX-License-Identifier: MIT
+// The chain of responsibility. Router<Route...> holds its routes in a tuple and
+// folds over them for each request: a route that is not eligible is skipped
+// (open breaker, cooldown), an eligible one gets an attempt loop (encode, send,
+// classify, decode, schema gate), and the failure kind decides what happens
+// next: transient retries with backoff on the same route, terminal fails over
+// at once, policy stops the chain and goes back to the caller. Every hop is an
+// Event. The total attempts of one request never exceed the sum of the routes'
+// max_attempts. One Router serves many threads at once: per-request state lives
+// on the stack, shared state (breakers, budgets, cooldowns) is synchronised.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "failover/adapter.hpp"
+#include "failover/classifier.hpp"
+#include "failover/clock.hpp"
+#include "failover/failure.hpp"
+#include "failover/metrics.hpp"
+#include "failover/request.hpp"
+#include "failover/response.hpp"
+#include "failover/retry.hpp"
+#include "failover/route.hpp"
+#include "failover/schema.hpp"
+#include "failover/version.hpp"
+
+FAILOVER_BEGIN_NAMESPACE
+
+/// Settings that apply to the whole chain.
+struct RouterOptions {
+    std::shared_ptr<Clock> clock = default_clock();
+    std::shared_ptr<Sleeper> sleeper = default_sleeper();
+    std::optional<std::uint64_t> seed;                 ///< jitter seed; random when unset
+    std::chrono::milliseconds timeout{60000};          ///< whole-chain deadline unless the request sets one
+    int max_recovery_waits = 3;                        ///< times an all-skipped chain waits for a route to recover
+};
+
+namespace detail {
+
+// Per-request state, on the caller's stack.
+struct Ctx {
+    Ctx(const ChatRequest& r, Clock& c, Sleeper& s, MetricsSink* k, std::atomic<std::uint64_t>& errors,
+        std::uint64_t seed, std::chrono::milliseconds timeout)
+        : req(r), clock(c), sleeper(s), sink(k), sink_errors(errors), jitter(seed), start(c.now()),
+          deadline(start + timeout) {
+        attempts.reserve(4);
+    }
+
+    const ChatRequest& req;
+    Clock& clock;
+    Sleeper& sleeper;
+    MetricsSink* sink;
+    std::atomic<std::uint64_t>& sink_errors;
+    Jitter jitter;
+    Clock::time_point start;
+    Clock::time_point deadline;
+    std::vector<Attempt> attempts;
+    // The last route that did not answer, and why: the `from` of the next fallback.
+    const std::string* pending_from = nullptr;
+    Reason pending_reason = Reason::internal;
+    std::optional<Failure> last_failure;
+    std::optional<ChatResponse> answer;
+    // Recovery bookkeeping for an all-skipped pass.
+    int tried_this_pass = 0;
+    std::optional<Clock::time_point> earliest_recovery;
+    const std::string* earliest_route = nullptr;
+    bool first_route_seen = false;
+    const std::string* first_route = nullptr;
+
+    void emit(const Event& e) {
+        if (!sink) return;
+        try {
+            sink->record(e);
+        } catch (...) {
+            sink_errors.fetch_add(1, std::memory_order_relaxed);
+        }
+    }
+    std::chrono::nanoseconds remaining() const { return deadline - clock.now(); }
+};
+
+enum class Step { next, answered, stop };
+
+inline Failure with_route(Failure f, const std::string& route) {
+    f.route = route;
+    return f;
+}
+
+// Builds the repair turn after a schema failure: the previous answer, what was
+// wrong with it, and an instruction to answer with JSON only.
+inline ChatRequest repair_request(const ChatRequest& req, const std::string& previous, const Failure& f) {
+    ChatRequest r = req;
+    r.messages.push_back(assistant(previous));
+    r.messages.push_back(user("Your previous answer did not match the required JSON Schema: " + f.message +
+                              "\nAnswer again with only a JSON value that matches the schema, and nothing else."));
+    return r;
+}
+
+// Checks a decoded answer against the request's schema.
+inline std::optional<Failure> schema_gate(const ChatRequest& req, ChatResponse& res) {
+    if (!req.schema) return std::nullopt;
+    if (res.json.is_null() && !res.text.empty()) {
+        nlohmann::json parsed = nlohmann::json::parse(res.text, nullptr, false);
+        if (parsed.is_discarded()) {
+            if (res.finish_reason == FinishReason::length)
+                return Failure::of(Reason::malformed_response, "structured output truncated at the output limit");
+            return Failure::of(Reason::schema_invalid, "answer is not JSON");
+        }
+        res.json = std::move(parsed);
+    }
+    auto errors = req.schema->validate(res.json);
+    if (errors.empty()) return std::nullopt;
+    std::string msg;
+    for (std::size_t i = 0; i < errors.size() && i < 8; ++i) {
+        if (i) msg += "; ";
+        msg += (errors[i].pointer.empty() ? std::string("(root)") : errors[i].pointer) + ": " + errors[i].message;
+    }
+    if (errors.size() > 8) msg += "; and " + std::to_string(errors.size() - 8) + " more";
+    return Failure::of(Reason::schema_invalid, std::move(msg));
+}
+
+// One attempt on one route: encode, send, classify, decode, gates. Never throws.
+template <class R>
+Result<ChatResponse> attempt_once(R& route, const ChatRequest& req, Ctx& ctx, std::string& rejected) {
+    using A = typename R::adapter_type;
+    try {
+        Result<ChatResponse> out = [&]() -> Result<ChatResponse> {
+            if constexpr (LocalAdapter<A> && !HttpAdapter<A>) {
+                return route.adapter().respond(req);
+            } else {
+                Result<HttpRequest> enc = route.adapter().encode(req);
+                if (!enc) return std::move(enc).error();
+                const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(ctx.remaining());
+                Deadline d;
+                d.timeout = std::max(std::chrono::milliseconds{1}, std::min(route.options().attempt_timeout, left));
+                d.connect_timeout = std::min(route.options().connect_timeout, d.timeout);
+                Result<HttpResponse> res = route.transport().send(*enc, d);
+                if (!res) return std::move(res).error();
+                if (!is_success(res->status)) {
+                    Failure f = classify_response(*res, ctx.clock.wall_now());
+                    if constexpr (ClassifyingAdapter<A>) route.adapter().classify(*res, f);
+                    f.status = res->status;
+                    return f;
+                }
+                Result<ChatResponse> dec = route.adapter().decode(req, *res);
+                if (!dec && dec.error().status == 0) dec.error().status = res->status;
+                return dec;
+            }
+        }();
+        if (out) {
+            if (auto bad = schema_gate(req, *out)) {
+                rejected = std::move(out->text);
+                return *bad;
+            }
+        }
+        return out;
+    } catch (const std::exception& e) {
+        return Failure::of(Reason::internal, std::string("exception: ") + e.what());
+    } catch (...) {
+        return Failure::of(Reason::internal, "unknown exception");
+    }
+}
+
+template <class R>
+void note_recovery(Ctx& ctx, const R& route, Clock::time_point at) {
+    if (!ctx.earliest_recovery || at < *ctx.earliest_recovery) {
+        ctx.earliest_recovery = at;
+        ctx.earliest_route = &route.name();
+    }
+}
+
+template <class R>
+void skip(Ctx& ctx, const R& route, Reason why, std::string msg) {
+    ctx.emit(SkipEvent{route.name(), why, ctx.req.tenant});
+    Failure f = Failure::of(why, std::move(msg));
+    f.route = route.name();
+    ctx.last_failure = std::move(f);
+    ctx.pending_from = &route.name();
+    ctx.pending_reason = why;
+}
+
+template <class R>
+void report(Ctx& ctx, const R& route, const std::optional<BreakerTransition>& t) {
+    if (t) ctx.emit(BreakerEvent{route.name(), *t});
+}
+
+// The whole visit of one route: eligibility, then the attempt loop.
+template <class R>
+Step run_route(R& route, Ctx& ctx) {
+    const bool is_first = !ctx.first_route_seen;
+    ctx.first_route_seen = true;
+    if (is_first) ctx.first_route = &route.name();
+
+    Clock::time_point now = ctx.clock.now();
+    if (const auto until = route.cooldown_until(); until > now) {
+        note_recovery(ctx, route, until);
+        skip(ctx, route, Reason::cooling_down, "route is cooling down after a long Retry-After");
+        return Step::next;
+    }
+
+    const RouteOptions& o = route.options();
+    ChatRequest repaired;  // used once a repair turn exists
+    const ChatRequest* req = &ctx.req;
+    int repairs = 0;
+    Reason last_retry_reason = Reason::server_error;
+
+    for (int n = 1; n <= o.max_attempts; ++n) {
+        now = ctx.clock.now();
+        auto acq = route.breaker().try_acquire(now);
+        report(ctx, route, acq.transition);
+        if (acq.permit == CircuitBreaker::Permit::denied) {
+            if (n == 1) {
+                note_recovery(ctx, route, route.breaker().open_until());
+                skip(ctx, route, Reason::breaker_open, "circuit breaker is open");
+            }
+            return Step::next;  // opened while we were retrying: fail over
+        }
+        if (now >= ctx.deadline) {
+            route.breaker().release(acq.permit);
+            Failure f = Failure::of(Reason::deadline_exceeded, "no time left in the chain's deadline");
+            f.route = route.name();
+            ctx.last_failure = std::move(f);
+            return Step::stop;
+        }
+        if (n == 1) {
+            ++ctx.tried_this_pass;
+            if (ctx.pending_from)
+                ctx.emit(FallbackEvent{*ctx.pending_from, route.name(), ctx.pending_reason, ctx.req.tenant});
+        }
+
+        const Clock::time_point t0 = now;
+        std::string rejected;  // the answer a gate turned down, for the repair turn
+        Result<ChatResponse> r = attempt_once(route, *req, ctx, rejected);
+        now = ctx.clock.now();
+        const auto latency = std::chrono::duration_cast<std::chrono::nanoseconds>(now - t0);
+
+        Attempt a;
+        a.route = route.name();
+        a.number = n;
+        a.latency = latency;
+        if (r) {
+            a.ok = true;
+            ctx.attempts.push_back(std::move(a));
+            report(ctx, route, route.breaker().on_success(now, acq.permit));
+            route.retry_budget().on_success(n > 1, last_retry_reason);
+            ctx.emit(AttemptEvent{route.name(), ctx.req.tenant, route.provider(), route.model(), n, true,
+                                  FailureKind::transient, Reason::internal, 0, latency, r->usage});
+            ChatResponse res = std::move(*r);
+            res.route = route.name();
+            res.attempts = std::move(ctx.attempts);
+            ctx.emit(SuccessEvent{route.name(), ctx.req.tenant, static_cast<int>(res.attempts.size()), !is_first,
+                                  now - ctx.start});
+            ctx.answer = std::move(res);
+            return Step::answered;
+        }
+
+        Failure f = std::move(r).error();
+        f.route = route.name();
+        a.kind = f.kind;
+        a.reason = f.reason;
+        a.status = f.status;
+        a.message = f.message;
+        ctx.attempts.push_back(a);
+        ctx.emit(AttemptEvent{route.name(), ctx.req.tenant, route.provider(), route.model(), n, false, f.kind,
+                              f.reason, f.status, latency, {}});
+
+        if (counts_as_breaker_failure(f.reason))
+            report(ctx, route, route.breaker().on_failure(now, acq.permit));
+        else
+            route.breaker().release(acq.permit);
+
+        ctx.pending_from = &route.name();
+        ctx.pending_reason = f.reason;
+
+        if (f.kind == FailureKind::policy) {
+            ctx.emit(PolicyEvent{route.name(), ctx.req.tenant, f.reason, f.category});
+            ctx.last_failure = std::move(f);
+            return Step::stop;
+        }
+
+        // A server wait longer than we honour, or past the deadline: cool the route down, fail over now.
+        if (f.retry_after && (*f.retry_after > o.max_retry_after || now + *f.retry_after > ctx.deadline)) {
+            route.cool_down_until(now + *f.retry_after);
+            ctx.emit(CooldownEvent{route.name(), *f.retry_after});
+            ctx.last_failure = std::move(f);
+            return Step::next;
+        }
+        if (f.kind != FailureKind::transient || n == o.max_attempts) {
+            ctx.last_failure = std::move(f);
+            return Step::next;
+        }
+
+        // Transient: a repair turn for schema failures, else wait and retry.
+        if (f.reason == Reason::schema_invalid || f.reason == Reason::quality_gate) {
+            if (repairs >= o.repair_attempts) {
+                ctx.last_failure = std::move(f);
+                return Step::next;
+            }
+            ++repairs;
+            repaired = repair_request(ctx.req, rejected, f);
+            req = &repaired;
+            ctx.emit(RetryEvent{route.name(), ctx.req.tenant, f.reason, n + 1, std::chrono::nanoseconds{0}});
+            ctx.last_failure = std::move(f);
+            continue;
+        }
+        const std::chrono::nanoseconds wait =
+            f.retry_after ? std::chrono::nanoseconds{*f.retry_after} : o.backoff.delay(n - 1, ctx.jitter.uniform());
+        if (now + wait >= ctx.deadline) {  // never sleep past the deadline
+            ctx.last_failure = std::move(f);
+            return Step::next;
+        }
+        if (!route.retry_budget().try_spend(f.reason)) {
+            ctx.last_failure = std::move(f);
+            ctx.last_failure->message += " (retry budget empty, not retried)";
+            return Step::next;
+        }
+        last_retry_reason = f.reason;
+        ctx.emit(RetryEvent{route.name(), ctx.req.tenant, f.reason, n + 1, wait});
+        ctx.last_failure = std::move(f);
+        ctx.sleeper.sleep_for(wait);
+    }
+    return Step::next;
+}
+
+}  // namespace detail
+
+namespace detail {
+
+// Runs the chain over `routes...` until an answer, a stop, or exhaustion;
+// waits for the earliest recovery when every route was skipped.
+template <class... Routes>
+Result<ChatResponse> run_chain(Ctx& ctx, const RouterOptions& opts, Routes&... routes) {
+    for (int pass = 0;; ++pass) {
+        ctx.tried_this_pass = 0;
+        ctx.earliest_recovery.reset();
+        ctx.earliest_route = nullptr;
+        ctx.first_route_seen = false;
+        Step step = Step::next;
+        // The fold is the chain of responsibility: each route runs only while the previous said "next".
+        ((step == Step::next ? (void)(step = run_route(routes, ctx)) : (void)0), ...);
+
+        const auto now = ctx.clock.now();
+        if (step == Step::answered) return std::move(*ctx.answer);
+
+        Failure f = ctx.last_failure ? std::move(*ctx.last_failure)
+                                     : Failure::of(Reason::internal, "the chain has no routes");
+        if (step == Step::next && ctx.tried_this_pass == 0 && ctx.earliest_recovery) {
+            // Every route was skipped for a reason that passes with time.
+            const auto at = *ctx.earliest_recovery;
+            if (at > now && at < ctx.deadline && pass < opts.max_recovery_waits) {
+                ctx.sleeper.sleep_for(at - now);
+                ctx.last_failure.reset();
+                ctx.pending_from = nullptr;
+                continue;
+            }
+            const auto wait = std::chrono::ceil<std::chrono::milliseconds>(std::max(at - now, Clock::duration{0}));
+            f = Failure::of(Reason::breaker_open);
+            f.kind = FailureKind::terminal;
+            f.route = *ctx.earliest_route;
+            f.retry_after = wait;
+            f.message = "every route is unavailable; the first to recover is '" + *ctx.earliest_route + "' in " +
+                        std::to_string(wait.count()) + " ms" +
+                        (at >= ctx.deadline ? ", after the request's deadline" : "");
+        } else if (step == Step::next) {
+            const std::string last = f.message;
+            f.message = "all routes failed; last: " + std::string(to_string(f.reason)) +
+                        (last.empty() ? std::string() : " (" + last + ")");
+        }
+        f.attempts = std::move(ctx.attempts);
+        if (f.kind != FailureKind::policy)
+            ctx.emit(ExhaustedEvent{ctx.req.tenant, f.reason, static_cast<int>(f.attempts.size()), now - ctx.start});
+        return f;
+    }
+}
+
+inline std::uint64_t random_seed() {
+    std::random_device rd;
+    return (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
+}
+
+}  // namespace detail
+
+/// A fallback chain over a fixed list of routes, built with CTAD:
+/// @code
+/// Router router{
+///   Route{"primary", OpenAI{{.model = "gpt-4o", .api_key = env("OPENAI_API_KEY")}}, http},
+///   Route{"canned",  StaticReply{R"({"status":"busy"})"}},
+/// };
+/// Result<ChatResponse> r = router.route_with_fallback(ChatRequest{.messages = {user("hi")}});
+/// @endcode
+template <class... Routes>
+class Router {
+    static_assert(sizeof...(Routes) > 0, "failover::Router: the chain needs at least one route");
+
+public:
+    /// A chain with default options.
+    explicit Router(Routes... routes) : Router(RouterOptions{}, std::move(routes)...) {}
+
+    /// A chain with explicit options. Throws std::invalid_argument on duplicate route names or bad options.
+    explicit Router(RouterOptions opts, Routes... routes)
+        : opts_(std::move(opts)), routes_(std::move(routes)...), seed_(opts_.seed ? *opts_.seed : detail::random_seed()) {
+        if (!opts_.clock) throw std::invalid_argument("failover: RouterOptions.clock is null");
+        if (!opts_.sleeper) throw std::invalid_argument("failover: RouterOptions.sleeper is null");
+        if (opts_.timeout.count() <= 0)
+            throw std::invalid_argument("failover: RouterOptions.timeout invalid: " +
+                                        std::to_string(opts_.timeout.count()) + " ms");
+        std::vector<const std::string*> names;
+        std::apply([&](auto&... r) { (names.push_back(&r.name()), ...); }, routes_);
+        for (std::size_t i = 0; i < names.size(); ++i)
+            for (std::size_t j = i + 1; j < names.size(); ++j)
+                if (*names[i] == *names[j])
+                    throw std::invalid_argument("failover: Router: duplicate route name '" + *names[i] + "'");
+    }
+
+    Router(const Router&) = delete;
+    Router& operator=(const Router&) = delete;
+
+    /// Sends the request down the chain. Never throws; every outcome is a value.
+    Result<ChatResponse> route_with_fallback(const ChatRequest& req) {
+        std::shared_ptr<MetricsSink> sink = sink_.load(std::memory_order_acquire);
+        const std::uint64_t n = requests_.fetch_add(1, std::memory_order_relaxed) + 1;
+        detail::Ctx ctx(req, *opts_.clock, *opts_.sleeper, sink.get(), sink_errors_, seed_ ^ (0x9E3779B97F4A7C15ull * n),
+                        req.timeout ? *req.timeout : opts_.timeout);
+        return std::apply([&](auto&... r) { return detail::run_chain(ctx, opts_, r...); }, routes_);
+    }
+
+    /// Adds a sink. Safe while other threads route: they see it from their next request.
+    void add_sink(std::shared_ptr<MetricsSink> s) {
+        if (!s) return;
+        std::lock_guard lock(sink_mu_);
+        sinks_.push_back(std::move(s));
+        std::shared_ptr<MetricsSink> next;
+        if (sinks_.size() == 1) next = sinks_.front();
+        else next = std::make_shared<MultiSink>(sinks_);
+        sink_.store(std::move(next), std::memory_order_release);
+    }
+
+    /// Route `I` of the chain, e.g. to read its breaker.
+    template <std::size_t I>
+    auto& route() noexcept { return std::get<I>(routes_); }
+
+    /// Calls f(route) for every route in order.
+    template <class F>
+    void for_each_route(F&& f) {
+        std::apply([&](auto&... r) { (f(r), ...); }, routes_);
+    }
+
+    /// Times a sink threw (the request went on regardless).
+    std::uint64_t sink_errors() const noexcept { return sink_errors_.load(std::memory_order_relaxed); }
+    const RouterOptions& options() const noexcept { return opts_; }
+    static constexpr std::size_t size() noexcept { return sizeof...(Routes); }
+
+private:
+    RouterOptions opts_;
+    std::tuple<Routes...> routes_;
+    std::uint64_t seed_;
+    std::atomic<std::uint64_t> requests_{0};
+    std::atomic<std::uint64_t> sink_errors_{0};
+    std::mutex sink_mu_;
+    std::vector<std::shared_ptr<MetricsSink>> sinks_;
+    std::atomic<std::shared_ptr<MetricsSink>> sink_;
+};
+
+template <class... Routes>
+Router(Routes...) -> Router<Routes...>;
+template <class... Routes>
+Router(RouterOptions, Routes...) -> Router<Routes...>;
+
+/// A one-off chain over routes the caller keeps (their breakers and budgets
+/// persist between calls); default RouterOptions, no sinks.
+template <class... Routes>
+Result<ChatResponse> route_with_fallback(const ChatRequest& req, Routes&... routes) {
+    static_assert(sizeof...(Routes) > 0, "failover::route_with_fallback: the chain needs at least one route");
+    static const RouterOptions opts{};
+    static std::atomic<std::uint64_t> counter{detail::random_seed()};
+    static std::atomic<std::uint64_t> sink_errors{0};
+    detail::Ctx ctx(req, *opts.clock, *opts.sleeper, nullptr, sink_errors,
+                    counter.fetch_add(0x9E3779B97F4A7C15ull, std::memory_order_relaxed),
+                    req.timeout ? *req.timeout : opts.timeout);
+    return detail::run_chain(ctx, opts, routes...);
+}
+
+FAILOVER_END_NAMESPACE

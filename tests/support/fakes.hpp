@@ -1,0 +1,210 @@
+// SPDX-License-Identifier: MIT
+// Recording doubles for unit tests: a transport that plays a script and counts
+// calls, a minimal adapter for a made-up wire format, and a sink that keeps
+// copies of every event. All thread-safe.
+#pragma once
+
+#include <deque>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <failover/failover.hpp>
+
+namespace failover_test {
+
+using namespace failover;
+
+/// An HTTP response with a JSON body.
+inline HttpResponse http(int status, std::string body = "{}", Headers headers = {}) {
+    HttpResponse r;
+    r.status = status;
+    r.body = std::move(body);
+    r.headers = std::move(headers);
+    r.headers.emplace_back("Content-Type", "application/json");
+    return r;
+}
+/// The fake wire format's success body.
+inline HttpResponse ok_body(const std::string& text) { return http(200, nlohmann::json{{"text", text}}.dump()); }
+
+/// Plays scripted outcomes in order, then `fallback` forever. Optionally moves a
+/// ManualClock forward by `latency` on each call, as a real call would take time.
+class ScriptedTransport {
+public:
+    using Step = std::function<Result<HttpResponse>(const HttpRequest&, Deadline)>;
+
+    explicit ScriptedTransport(ManualClock* clock = nullptr, std::chrono::milliseconds latency = {})
+        : clock_(clock), latency_(latency) {}
+
+    ScriptedTransport& then(Result<HttpResponse> r) {
+        std::lock_guard l(mu_);
+        script_.push_back([r](const HttpRequest&, Deadline) { return r; });
+        return *this;
+    }
+    ScriptedTransport& then(Step s) {
+        std::lock_guard l(mu_);
+        script_.push_back(std::move(s));
+        return *this;
+    }
+    ScriptedTransport& otherwise(Result<HttpResponse> r) {
+        std::lock_guard l(mu_);
+        fallback_ = [r](const HttpRequest&, Deadline) { return r; };
+        return *this;
+    }
+    ScriptedTransport& otherwise(Step s) {
+        std::lock_guard l(mu_);
+        fallback_ = std::move(s);
+        return *this;
+    }
+
+    Result<HttpResponse> send(const HttpRequest& req, Deadline d) {
+        Step step;
+        {
+            std::lock_guard l(mu_);
+            ++calls_;
+            requests_.push_back(req);
+            deadlines_.push_back(d);
+            if (!script_.empty()) {
+                step = std::move(script_.front());
+                script_.pop_front();
+            } else {
+                step = fallback_;
+            }
+        }
+        if (clock_ && latency_.count() > 0) clock_->advance(latency_);
+        return step(req, d);
+    }
+
+    int calls() const {
+        std::lock_guard l(mu_);
+        return calls_;
+    }
+    std::vector<HttpRequest> requests() const {
+        std::lock_guard l(mu_);
+        return requests_;
+    }
+    std::vector<Deadline> deadlines() const {
+        std::lock_guard l(mu_);
+        return deadlines_;
+    }
+
+private:
+    mutable std::mutex mu_;
+    std::deque<Step> script_;
+    Step fallback_ = [](const HttpRequest&, Deadline) { return Result<HttpResponse>(ok_body("ok")); };
+    ManualClock* clock_;
+    std::chrono::milliseconds latency_;
+    int calls_ = 0;
+    std::vector<HttpRequest> requests_;
+    std::vector<Deadline> deadlines_;
+};
+
+/// A made-up wire format: the request body is {"messages":[...]}; a 200 body
+/// is {"text": "..."} or {"refusal": "..."} (a policy block on HTTP 200).
+struct FakeAdapter {
+    std::string url = "http://fake.invalid/v1/chat";
+
+    Result<HttpRequest> encode(const ChatRequest& req) const {
+        nlohmann::json msgs = nlohmann::json::array();
+        for (const auto& m : req.messages) msgs.push_back({{"role", to_string(m.role)}, {"content", m.content}});
+        HttpRequest h;
+        h.url = url;
+        h.headers = {{"Content-Type", "application/json"}};
+        h.body = nlohmann::json{{"messages", msgs}}.dump();
+        return h;
+    }
+    Result<ChatResponse> decode(const ChatRequest&, const HttpResponse& res) const {
+        auto j = nlohmann::json::parse(res.body, nullptr, false);
+        if (j.is_discarded() || !j.is_object()) return Failure::of(Reason::malformed_response, "body is not JSON");
+        if (j.contains("refusal")) {
+            Failure f = Failure::of(Reason::refusal, j["refusal"].is_string() ? j["refusal"].get<std::string>() : "");
+            f.category = "test_category";
+            return f;
+        }
+        if (!j.contains("text") || !j["text"].is_string())
+            return Failure::of(Reason::malformed_response, "no text in body");
+        ChatResponse r;
+        r.text = j["text"].get<std::string>();
+        r.usage = {10, 5};
+        return r;
+    }
+    std::string_view provider() const { return "fake"; }
+    std::string_view model() const { return "fake-1"; }
+};
+
+/// A local adapter that answers with a fixed text.
+struct Canned {
+    std::string text = "canned";
+    Result<ChatResponse> respond(const ChatRequest&) const {
+        ChatResponse r;
+        r.text = text;
+        return r;
+    }
+};
+
+/// Keeps a copy of every event (owning strings).
+struct Recorded {
+    std::string type;
+    std::string route, from, to, tenant;
+    Reason reason = Reason::internal;
+    bool ok = false;
+    int number = 0;
+    int status = 0;
+    std::chrono::nanoseconds delay{};
+    BreakerTransition transition{};
+    std::string category;
+};
+
+class RecordingSink final : public BasicSink<std::mutex> {
+public:
+    std::vector<Recorded> events() const {
+        std::lock_guard l(const_cast<std::mutex&>(mutex_));
+        return events_;
+    }
+    std::vector<Recorded> of(const std::string& type) const {
+        std::vector<Recorded> out;
+        for (auto& e : events())
+            if (e.type == type) out.push_back(e);
+        return out;
+    }
+    std::size_t count(const std::string& type) const { return of(type).size(); }
+
+protected:
+    void record_(const Event& ev) override {
+        Recorded r;
+        r.type = std::string(event_name(ev));
+        std::visit(
+            [&](const auto& e) {
+                using E = std::decay_t<decltype(e)>;
+                if constexpr (std::is_same_v<E, AttemptEvent>) {
+                    r.route = e.route; r.tenant = e.tenant; r.ok = e.ok; r.reason = e.reason;
+                    r.number = e.number; r.status = e.status;
+                } else if constexpr (std::is_same_v<E, RetryEvent>) {
+                    r.route = e.route; r.reason = e.reason; r.number = e.next_attempt; r.delay = e.delay;
+                } else if constexpr (std::is_same_v<E, FallbackEvent>) {
+                    r.from = e.from; r.to = e.to; r.reason = e.reason; r.tenant = e.tenant;
+                } else if constexpr (std::is_same_v<E, SkipEvent>) {
+                    r.route = e.route; r.reason = e.reason; r.tenant = e.tenant;
+                } else if constexpr (std::is_same_v<E, BreakerEvent>) {
+                    r.route = e.route; r.transition = e.transition;
+                } else if constexpr (std::is_same_v<E, CooldownEvent>) {
+                    r.route = e.route; r.delay = e.duration;
+                } else if constexpr (std::is_same_v<E, SuccessEvent>) {
+                    r.route = e.route; r.tenant = e.tenant; r.number = e.attempts;
+                } else if constexpr (std::is_same_v<E, ExhaustedEvent>) {
+                    r.tenant = e.tenant; r.reason = e.reason; r.number = e.attempts;
+                } else if constexpr (std::is_same_v<E, PolicyEvent>) {
+                    r.route = e.route; r.tenant = e.tenant; r.reason = e.reason; r.category = e.category;
+                }
+            },
+            ev);
+        events_.push_back(std::move(r));
+    }
+
+private:
+    std::vector<Recorded> events_;
+};
+
+}  // namespace failover_test
