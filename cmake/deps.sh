@@ -1,0 +1,40 @@
+# Sourced by tests/run and examples/run: makes sure the Debian packages the
+# build needs are installed. As root it installs what is missing with apt-get;
+# otherwise it prints the exact command and stops. On a system without dpkg it
+# checks nothing and lets CMake report what it cannot find.
+# shellcheck shell=bash
+
+failover_need_packages() {
+  local missing=() p
+  command -v dpkg-query >/dev/null 2>&1 || return 0
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" -eq 0 ]; then
+    echo "failover: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "failover: missing packages. Run, then try again:" >&2
+    echo "  sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
+    exit 1
+  fi
+}
+
+# What building the library, its tests, examples and benchmarks needs.
+FAILOVER_BUILD_PACKAGES=(g++ cmake make git ca-certificates nlohmann-json3-dev libcurl4-openssl-dev
+  libvalijson-dev catch2 libbenchmark-dev)
+
+# ccache when present, nothing when not.
+failover_launcher() {
+  if command -v ccache >/dev/null 2>&1; then echo "-DCMAKE_CXX_COMPILER_LAUNCHER=ccache"; fi
+}
+
+failover_jobs() {
+  local n
+  n=$(nproc 2>/dev/null || echo 2)
+  [ "$n" -gt 4 ] && n=4
+  echo "$n"
+}
