@@ -479,3 +479,23 @@ TEST_CASE("misconfiguration fails at construction naming the field") {
     CHECK_THROWS_WITH(Route("p", FakeAdapter{}, t, bad), Catch::Contains("failure_rate"));
     CHECK_THROWS_WITH((Router{Route{"x", Canned{}}, Route{"x", Canned{}}}), Catch::Contains("duplicate route name 'x'"));
 }
+
+TEST_CASE("a DynamicRouter over AnyRoutes built at run time behaves like Router") {
+    Env env;
+    auto t = std::make_shared<ScriptedTransport>();
+    t->otherwise(http(503, "{}"));
+    std::vector<AnyRoute> chain;
+    const bool have_key = true;  // as if an API key were set
+    if (have_key) chain.emplace_back(Route{"primary", FakeAdapter{}, t, RouteOptions{.max_attempts = 1}});
+    chain.emplace_back(Route{"canned", Canned{"busy"}});
+    DynamicRouter router{std::move(chain), env.options()};
+    router.add_sink(env.sink);
+    auto r = router.route_with_fallback(ask());
+    REQUIRE(r);
+    CHECK(r->route == "canned");
+    REQUIRE(r->attempts.size() == 2);
+    CHECK(r->attempts[0].reason == Reason::server_error);
+    CHECK(env.sink->of("fallback").at(0).from == "primary");
+    CHECK(router.route(0).breaker().window_counts(env.clock->now()).second == 1);
+    CHECK_THROWS_WITH(DynamicRouter(std::vector<AnyRoute>{}), Catch::Contains("at least one route"));
+}

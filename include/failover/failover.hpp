@@ -5,6 +5,8 @@
 
 #include "failover/version.hpp"
 #include "failover/config.hpp"
+#include "failover/fwd.hpp"
+#include "failover/env.hpp"
 #include "failover/failure.hpp"
 #include "failover/request.hpp"
 #include "failover/response.hpp"

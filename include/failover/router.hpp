@@ -338,18 +338,17 @@ Step run_route(R& route, Ctx& ctx) {
 
 namespace detail {
 
-// Runs the chain over `routes...` until an answer, a stop, or exhaustion;
-// waits for the earliest recovery when every route was skipped.
-template <class... Routes>
-Result<ChatResponse> run_chain(Ctx& ctx, const RouterOptions& opts, Routes&... routes) {
+// Runs the chain until an answer, a stop, or exhaustion; `visit_routes(ctx)` visits the
+// routes in order once and returns the last Step. Waits for the earliest
+// recovery when every route was skipped.
+template <class Pass>
+Result<ChatResponse> run_chain(Ctx& ctx, const RouterOptions& opts, Pass&& visit_routes) {
     for (int pass = 0;; ++pass) {
         ctx.tried_this_pass = 0;
         ctx.earliest_recovery.reset();
         ctx.earliest_route = nullptr;
         ctx.first_route_seen = false;
-        Step step = Step::next;
-        // The fold is the chain of responsibility: each route runs only while the previous said "next".
-        ((step == Step::next ? (void)(step = run_route(routes, ctx)) : (void)0), ...);
+        const Step step = visit_routes(ctx);
 
         const auto now = ctx.clock.now();
         if (step == Step::answered) return std::move(*ctx.answer);
@@ -385,6 +384,8 @@ Result<ChatResponse> run_chain(Ctx& ctx, const RouterOptions& opts, Routes&... r
     }
 }
 
+struct AnyRouteAccess;
+
 inline std::uint64_t random_seed() {
     std::random_device rd;
     return (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
@@ -392,49 +393,59 @@ inline std::uint64_t random_seed() {
 
 }  // namespace detail
 
-/// A fallback chain over a fixed list of routes, built with CTAD:
-/// @code
-/// Router router{
-///   Route{"primary", OpenAI{{.model = "gpt-4o", .api_key = env("OPENAI_API_KEY")}}, http},
-///   Route{"canned",  StaticReply{R"({"status":"busy"})"}},
-/// };
-/// Result<ChatResponse> r = router.route_with_fallback(ChatRequest{.messages = {user("hi")}});
-/// @endcode
-template <class... Routes>
-class Router {
-    static_assert(sizeof...(Routes) > 0, "failover::Router: the chain needs at least one route");
-
+/// A route of any adapter and transport type, for chains built at run time
+/// (from configuration, from the API keys present, ...). Costs one virtual
+/// call per route visit.
+class AnyRoute {
 public:
-    /// A chain with default options.
-    explicit Router(Routes... routes) : Router(RouterOptions{}, std::move(routes)...) {}
+    template <class A, class T>
+    AnyRoute(Route<A, T> r) : p_(std::make_unique<Model<Route<A, T>>>(std::move(r))) {}  // NOLINT(google-explicit-constructor)
 
-    /// A chain with explicit options. Throws std::invalid_argument on duplicate route names or bad options.
-    explicit Router(RouterOptions opts, Routes... routes)
-        : opts_(std::move(opts)), routes_(std::move(routes)...), seed_(opts_.seed ? *opts_.seed : detail::random_seed()) {
+    const std::string& name() const noexcept { return p_->name(); }
+    CircuitBreaker& breaker() const noexcept { return p_->breaker(); }
+    RetryBudget& retry_budget() const noexcept { return p_->retry_budget(); }
+
+private:
+    friend struct detail::AnyRouteAccess;
+    struct Concept {
+        virtual ~Concept() = default;
+        virtual detail::Step run(detail::Ctx& ctx) = 0;
+        virtual const std::string& name() const noexcept = 0;
+        virtual CircuitBreaker& breaker() const noexcept = 0;
+        virtual RetryBudget& retry_budget() const noexcept = 0;
+    };
+    template <class R>
+    struct Model final : Concept {
+        explicit Model(R r) : route(std::move(r)) {}
+        detail::Step run(detail::Ctx& ctx) override { return detail::run_route(route, ctx); }
+        const std::string& name() const noexcept override { return route.name(); }
+        CircuitBreaker& breaker() const noexcept override { return route.breaker(); }
+        RetryBudget& retry_budget() const noexcept override { return route.retry_budget(); }
+        R route;
+    };
+    std::unique_ptr<Concept> p_;
+};
+
+namespace detail {
+struct AnyRouteAccess {
+    static Step run(AnyRoute& r, Ctx& ctx) { return r.p_->run(ctx); }
+};
+
+// What every router shares: options, sinks, the per-request seed, counters.
+class RouterCore {
+public:
+    explicit RouterCore(RouterOptions opts) : opts_(std::move(opts)), seed_(opts_.seed ? *opts_.seed : random_seed()) {
         if (!opts_.clock) throw std::invalid_argument("failover: RouterOptions.clock is null");
         if (!opts_.sleeper) throw std::invalid_argument("failover: RouterOptions.sleeper is null");
         if (opts_.timeout.count() <= 0)
             throw std::invalid_argument("failover: RouterOptions.timeout invalid: " +
                                         std::to_string(opts_.timeout.count()) + " ms");
-        std::vector<const std::string*> names;
-        std::apply([&](auto&... r) { (names.push_back(&r.name()), ...); }, routes_);
-        for (std::size_t i = 0; i < names.size(); ++i)
-            for (std::size_t j = i + 1; j < names.size(); ++j)
-                if (*names[i] == *names[j])
-                    throw std::invalid_argument("failover: Router: duplicate route name '" + *names[i] + "'");
+        if (opts_.max_recovery_waits < 0)
+            throw std::invalid_argument("failover: RouterOptions.max_recovery_waits invalid: " +
+                                        std::to_string(opts_.max_recovery_waits));
     }
-
-    Router(const Router&) = delete;
-    Router& operator=(const Router&) = delete;
-
-    /// Sends the request down the chain. Never throws; every outcome is a value.
-    Result<ChatResponse> route_with_fallback(const ChatRequest& req) {
-        std::shared_ptr<MetricsSink> sink = sink_.load(std::memory_order_acquire);
-        const std::uint64_t n = requests_.fetch_add(1, std::memory_order_relaxed) + 1;
-        detail::Ctx ctx(req, *opts_.clock, *opts_.sleeper, sink.get(), sink_errors_, seed_ ^ (0x9E3779B97F4A7C15ull * n),
-                        req.timeout ? *req.timeout : opts_.timeout);
-        return std::apply([&](auto&... r) { return detail::run_chain(ctx, opts_, r...); }, routes_);
-    }
+    RouterCore(const RouterCore&) = delete;
+    RouterCore& operator=(const RouterCore&) = delete;
 
     /// Adds a sink. Safe while other threads route: they see it from their next request.
     void add_sink(std::shared_ptr<MetricsSink> s) {
@@ -446,6 +457,75 @@ public:
         else next = std::make_shared<MultiSink>(sinks_);
         sink_.store(std::move(next), std::memory_order_release);
     }
+    /// Times a sink threw (the request went on regardless).
+    std::uint64_t sink_errors() const noexcept { return sink_errors_.load(std::memory_order_relaxed); }
+    const RouterOptions& options() const noexcept { return opts_; }
+
+protected:
+    template <class Pass>
+    Result<ChatResponse> run(const ChatRequest& req, Pass&& pass) {
+        std::shared_ptr<MetricsSink> sink = sink_.load(std::memory_order_acquire);
+        const std::uint64_t n = requests_.fetch_add(1, std::memory_order_relaxed) + 1;
+        Ctx ctx(req, *opts_.clock, *opts_.sleeper, sink.get(), sink_errors_, seed_ ^ (0x9E3779B97F4A7C15ull * n),
+                req.timeout ? *req.timeout : opts_.timeout);
+        return run_chain(ctx, opts_, std::forward<Pass>(pass));
+    }
+    static void check_unique(const std::vector<const std::string*>& names) {
+        for (std::size_t i = 0; i < names.size(); ++i)
+            for (std::size_t j = i + 1; j < names.size(); ++j)
+                if (*names[i] == *names[j])
+                    throw std::invalid_argument("failover: Router: duplicate route name '" + *names[i] + "'");
+    }
+
+private:
+    RouterOptions opts_;
+    std::uint64_t seed_;
+    std::atomic<std::uint64_t> requests_{0};
+    std::atomic<std::uint64_t> sink_errors_{0};
+    std::mutex sink_mu_;
+    std::vector<std::shared_ptr<MetricsSink>> sinks_;
+    std::atomic<std::shared_ptr<MetricsSink>> sink_;
+};
+}  // namespace detail
+
+/// A fallback chain over a fixed list of routes, built with CTAD. The fold over
+/// the Route pack is the chain of responsibility; no virtual calls.
+/// @code
+/// Router router{
+///   Route{"primary", OpenAI{{.model = "gpt-4o", .api_key = env("OPENAI_API_KEY")}}, http},
+///   Route{"canned",  StaticReply{R"({"status":"busy"})"}},
+/// };
+/// Result<ChatResponse> r = router.route_with_fallback(ChatRequest{.messages = {user("hi")}});
+/// @endcode
+template <class... Routes>
+class Router : public detail::RouterCore {
+    static_assert(sizeof...(Routes) > 0, "failover::Router: the chain needs at least one route");
+
+public:
+    /// A chain with default options.
+    explicit Router(Routes... routes) : Router(RouterOptions{}, std::move(routes)...) {}
+
+    /// A chain with explicit options. Throws std::invalid_argument on duplicate route names or bad options.
+    explicit Router(RouterOptions opts, Routes... routes)
+        : RouterCore(std::move(opts)), routes_(std::move(routes)...) {
+        std::vector<const std::string*> names;
+        std::apply([&](auto&... r) { (names.push_back(&r.name()), ...); }, routes_);
+        check_unique(names);
+    }
+
+    /// Sends the request down the chain. Never throws; every outcome is a value. Thread-safe.
+    Result<ChatResponse> route_with_fallback(const ChatRequest& req) {
+        return run(req, [this](detail::Ctx& ctx) {
+            return std::apply(
+                [&](auto&... r) {
+                    detail::Step step = detail::Step::next;
+                    // Each route runs only while the previous one said "next".
+                    ((step == detail::Step::next ? (void)(step = detail::run_route(r, ctx)) : (void)0), ...);
+                    return step;
+                },
+                routes_);
+        });
+    }
 
     /// Route `I` of the chain, e.g. to read its breaker.
     template <std::size_t I>
@@ -456,27 +536,52 @@ public:
     void for_each_route(F&& f) {
         std::apply([&](auto&... r) { (f(r), ...); }, routes_);
     }
-
-    /// Times a sink threw (the request went on regardless).
-    std::uint64_t sink_errors() const noexcept { return sink_errors_.load(std::memory_order_relaxed); }
-    const RouterOptions& options() const noexcept { return opts_; }
     static constexpr std::size_t size() noexcept { return sizeof...(Routes); }
 
 private:
-    RouterOptions opts_;
     std::tuple<Routes...> routes_;
-    std::uint64_t seed_;
-    std::atomic<std::uint64_t> requests_{0};
-    std::atomic<std::uint64_t> sink_errors_{0};
-    std::mutex sink_mu_;
-    std::vector<std::shared_ptr<MetricsSink>> sinks_;
-    std::atomic<std::shared_ptr<MetricsSink>> sink_;
 };
 
 template <class... Routes>
 Router(Routes...) -> Router<Routes...>;
 template <class... Routes>
 Router(RouterOptions, Routes...) -> Router<Routes...>;
+
+/// A chain built at run time from AnyRoutes; same behaviour as Router.
+/// @code
+/// std::vector<AnyRoute> chain;
+/// if (!env("OPENAI_API_KEY").empty()) chain.emplace_back(Route{"openai", OpenAI{...}, http});
+/// chain.emplace_back(Route{"canned", StaticReply{"busy"}});
+/// DynamicRouter router{std::move(chain)};
+/// @endcode
+class DynamicRouter : public detail::RouterCore {
+public:
+    explicit DynamicRouter(std::vector<AnyRoute> routes, RouterOptions opts = {})
+        : RouterCore(std::move(opts)), routes_(std::move(routes)) {
+        if (routes_.empty()) throw std::invalid_argument("failover: DynamicRouter: the chain needs at least one route");
+        std::vector<const std::string*> names;
+        for (auto& r : routes_) names.push_back(&r.name());
+        check_unique(names);
+    }
+
+    /// Sends the request down the chain. Never throws; every outcome is a value. Thread-safe.
+    Result<ChatResponse> route_with_fallback(const ChatRequest& req) {
+        return run(req, [this](detail::Ctx& ctx) {
+            detail::Step step = detail::Step::next;
+            for (auto& r : routes_) {
+                step = detail::AnyRouteAccess::run(r, ctx);
+                if (step != detail::Step::next) break;
+            }
+            return step;
+        });
+    }
+
+    AnyRoute& route(std::size_t i) { return routes_.at(i); }
+    std::size_t size() const noexcept { return routes_.size(); }
+
+private:
+    std::vector<AnyRoute> routes_;
+};
 
 /// A one-off chain over routes the caller keeps (their breakers and budgets
 /// persist between calls); default RouterOptions, no sinks.
@@ -489,7 +594,11 @@ Result<ChatResponse> route_with_fallback(const ChatRequest& req, Routes&... rout
     detail::Ctx ctx(req, *opts.clock, *opts.sleeper, nullptr, sink_errors,
                     counter.fetch_add(0x9E3779B97F4A7C15ull, std::memory_order_relaxed),
                     req.timeout ? *req.timeout : opts.timeout);
-    return detail::run_chain(ctx, opts, routes...);
+    return detail::run_chain(ctx, opts, [&](detail::Ctx& c) {
+        detail::Step step = detail::Step::next;
+        ((step == detail::Step::next ? (void)(step = detail::run_route(routes, c)) : (void)0), ...);
+        return step;
+    });
 }
 
 FAILOVER_END_NAMESPACE

@@ -1,0 +1,46 @@
+// SPDX-License-Identifier: MIT
+// Forward declarations, so code that only passes a Router&, a ChatRequest& or
+// a Result around pulls in no JSON, curl or valijson headers.
+#pragma once
+
+#include "failover/version.hpp"
+
+FAILOVER_BEGIN_NAMESPACE
+
+enum class FailureKind;
+enum class Reason;
+struct Attempt;
+struct Failure;
+class FailoverError;
+template <class T>
+class Result;
+
+struct Message;
+struct Tool;
+struct ToolCall;
+struct ChatRequest;
+struct ChatResponse;
+struct Usage;
+
+struct HttpRequest;
+struct HttpResponse;
+struct Deadline;
+
+class Clock;
+class Sleeper;
+class ManualClock;
+class Schema;
+class CircuitBreaker;
+class RetryBudget;
+class MetricsSink;
+class AnyRoute;
+class DynamicRouter;
+struct RouteOptions;
+struct RouterOptions;
+struct NoTransport;
+template <class A, class T>
+class Route;
+template <class... Routes>
+class Router;
+
+FAILOVER_END_NAMESPACE
