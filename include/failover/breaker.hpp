@@ -100,7 +100,7 @@ public:
     /// The permit and the transition taking it caused (open -> half-open).
     struct Acquired {
         Permit permit = Permit::denied;
-        std::optional<BreakerTransition> transition;
+        std::optional<BreakerTransition> transition{};
     };
 
     explicit CircuitBreaker(BreakerOptions o = {}) : opts_(o), jitter_(o.seed) { opts_.validate(); }
@@ -108,7 +108,7 @@ public:
     /// Asks to make a call now.
     Acquired try_acquire(time_point now) {
         std::lock_guard lock(mu_);
-        Acquired a;
+        Acquired a{};
         switch (state_) {
             case BreakerState::disabled:
             case BreakerState::closed: a.permit = Permit::call; break;
@@ -303,8 +303,8 @@ private:
         return t;
     }
 
-    BreakerOptions opts_;
-    mutable std::mutex mu_;
+    BreakerOptions opts_{};
+    mutable std::mutex mu_{};
     BreakerState state_ = BreakerState::closed;
     std::array<Bucket, FAILOVER_BREAKER_MAX_WINDOW_SECONDS> ring_{};
     std::int64_t head_ = -1;
@@ -316,7 +316,7 @@ private:
     int probe_successes_ = 0;
     time_point open_until_{};
     std::chrono::milliseconds last_open_for_{0};
-    Jitter jitter_;
+    Jitter jitter_{};
 };
 
 FAILOVER_END_NAMESPACE

@@ -141,31 +141,31 @@ constexpr bool counts_as_breaker_failure(Reason r) noexcept {
 
 /// One try on one route, successful or not, as listed in a response or a failure.
 struct Attempt {
-    std::string route;                  ///< the route's name
+    std::string route{};                  ///< the route's name
     int number = 1;                     ///< 1-based attempt number on that route
     bool ok = false;                    ///< true when this attempt produced the answer
     FailureKind kind = FailureKind::transient;  ///< meaningful when !ok
     Reason reason = Reason::internal;           ///< meaningful when !ok
     int status = 0;                     ///< HTTP status, 0 when none was received
     std::chrono::nanoseconds latency{}; ///< time spent in the attempt
-    std::string message;                ///< short human description when !ok
+    std::string message{};                ///< short human description when !ok
 };
 
 /// Why a request (or one attempt) did not produce an answer.
 struct Failure {
     FailureKind kind = FailureKind::terminal;
     Reason reason = Reason::internal;
-    std::string route;                ///< route that failed last, empty if none was tried
+    std::string route{};                ///< route that failed last, empty if none was tried
     int status = 0;                   ///< HTTP status, 0 when none (transport error, skip)
-    std::optional<std::chrono::milliseconds> retry_after;  ///< server hint, or time until a route recovers
-    std::string message;              ///< human description; never contains secrets
-    std::string provider_code;        ///< provider's own code, e.g. "insufficient_quota"
-    std::string category;             ///< policy category when the provider names one
-    std::vector<Attempt> attempts;    ///< every attempt of the request, in order
+    std::optional<std::chrono::milliseconds> retry_after{};  ///< server hint, or time until a route recovers
+    std::string message{};              ///< human description; never contains secrets
+    std::string provider_code{};        ///< provider's own code, e.g. "insufficient_quota"
+    std::string category{};             ///< policy category when the provider names one
+    std::vector<Attempt> attempts{};    ///< every attempt of the request, in order
 
     /// A failure of the given reason with its default kind.
     static Failure of(Reason r, std::string msg = {}) {
-        Failure f;
+        Failure f{};
         f.kind = default_kind(r);
         f.reason = r;
         f.message = std::move(msg);
@@ -192,7 +192,7 @@ private:
         if (!f.message.empty()) s += ": " + f.message;
         return s;
     }
-    Failure failure_;
+    Failure failure_{};
 };
 
 /// A T or a Failure. Converts implicitly from either.
@@ -257,7 +257,7 @@ private:
     void check() const {
         if (!has_value()) throw FailoverError(*std::get_if<1>(&v_));
     }
-    std::variant<T, Failure> v_;
+    std::variant<T, Failure> v_{};
 };
 
 FAILOVER_END_NAMESPACE

@@ -31,23 +31,23 @@ FAILOVER_BEGIN_NAMESPACE
 
 /// One attempt finished, successfully or not.
 struct AttemptEvent {
-    std::string_view route;
-    std::string_view tenant;
-    std::string_view provider;         ///< gen_ai.system, e.g. "openai"; "" for local routes
-    std::string_view model;            ///< requested model; "" when unknown
+    std::string_view route{};
+    std::string_view tenant{};
+    std::string_view provider{};         ///< gen_ai.system, e.g. "openai"; "" for local routes
+    std::string_view model{};            ///< requested model; "" when unknown
     int number = 1;                    ///< 1-based attempt on this route
     bool ok = false;
     FailureKind kind = FailureKind::transient;  ///< when !ok
     Reason reason = Reason::internal;           ///< when !ok
     int status = 0;
     std::chrono::nanoseconds latency{};
-    Usage usage;                       ///< when ok
+    Usage usage{};                       ///< when ok
 };
 
 /// A retry on the same route is about to wait `delay`.
 struct RetryEvent {
-    std::string_view route;
-    std::string_view tenant;
+    std::string_view route{};
+    std::string_view tenant{};
     Reason reason = Reason::internal;  ///< why the previous attempt failed
     int next_attempt = 2;
     std::chrono::nanoseconds delay{};
@@ -55,35 +55,35 @@ struct RetryEvent {
 
 /// The request moves from one route to the next one it tries.
 struct FallbackEvent {
-    std::string_view from;
-    std::string_view to;
+    std::string_view from{};
+    std::string_view to{};
     Reason reason = Reason::internal;  ///< why `from` did not answer
-    std::string_view tenant;
+    std::string_view tenant{};
 };
 
 /// A route was passed over without a call.
 struct SkipEvent {
-    std::string_view route;
+    std::string_view route{};
     Reason reason = Reason::internal;  ///< breaker_open, cooling_down, not_approved, ...
-    std::string_view tenant;
+    std::string_view tenant{};
 };
 
 /// A route's circuit breaker changed state.
 struct BreakerEvent {
-    std::string_view route;
-    BreakerTransition transition;
+    std::string_view route{};
+    BreakerTransition transition{};
 };
 
 /// A route will be skipped for `duration` (a Retry-After too long to wait).
 struct CooldownEvent {
-    std::string_view route;
+    std::string_view route{};
     std::chrono::milliseconds duration{};
 };
 
 /// A request was answered.
 struct SuccessEvent {
-    std::string_view route;
-    std::string_view tenant;
+    std::string_view route{};
+    std::string_view tenant{};
     int attempts = 1;                  ///< attempts the request made, over all routes
     bool fallback = false;             ///< answered by a route other than the first
     std::chrono::nanoseconds latency{};
@@ -91,7 +91,7 @@ struct SuccessEvent {
 
 /// A request ended without an answer after trying what it could.
 struct ExhaustedEvent {
-    std::string_view tenant;
+    std::string_view tenant{};
     Reason reason = Reason::internal;  ///< the last failure's reason
     int attempts = 0;
     std::chrono::nanoseconds latency{};
@@ -99,10 +99,10 @@ struct ExhaustedEvent {
 
 /// A content-policy block ended the request; no fallback was tried.
 struct PolicyEvent {
-    std::string_view route;
-    std::string_view tenant;
+    std::string_view route{};
+    std::string_view tenant{};
     Reason reason = Reason::content_filter;
-    std::string_view category;         ///< the provider's category, when given
+    std::string_view category{};         ///< the provider's category, when given
 };
 
 /// Everything the router reports.
@@ -141,7 +141,7 @@ public:
 
 protected:
     virtual void record_(const Event& e) = 0;
-    Mutex mutex_;
+    Mutex mutex_{};
 };
 
 /// Discards everything.
@@ -182,14 +182,14 @@ public:
     }
 
 private:
-    std::vector<std::shared_ptr<MetricsSink>> sinks_;
+    std::vector<std::shared_ptr<MetricsSink>> sinks_{};
 };
 
 namespace detail {
 inline double seconds(std::chrono::nanoseconds d) noexcept { return std::chrono::duration<double>(d).count(); }
 
 inline nlohmann::json to_json(const Event& ev) {
-    nlohmann::json j;
+    nlohmann::json j{};
     j["event"] = event_name(ev);
     auto s = [](std::string_view v) { return std::string(v); };
     std::visit(
@@ -273,7 +273,7 @@ protected:
     }
 
 private:
-    std::ostream& out_;
+    std::ostream& out_{};
 };
 
 FAILOVER_END_NAMESPACE

@@ -35,18 +35,18 @@ constexpr const char* to_string(Role r) noexcept {
 /// A tool call the model asked for. Arguments are always parsed JSON, whatever
 /// the provider sent (OpenAI sends a string, Anthropic and Gemini an object).
 struct ToolCall {
-    std::string id;
-    std::string name;
+    std::string id{};
+    std::string name{};
     nlohmann::json arguments = nlohmann::json::object();
 };
 
 /// One turn of the conversation.
 struct Message {
     Role role = Role::user;
-    std::string content;
-    std::vector<ToolCall> tool_calls;  ///< assistant turns that called tools
-    std::string tool_call_id;          ///< tool turns: the call this answers
-    std::string name;                  ///< tool turns: the tool's name (Gemini needs it)
+    std::string content{};
+    std::vector<ToolCall> tool_calls{};  ///< assistant turns that called tools
+    std::string tool_call_id{};          ///< tool turns: the call this answers
+    std::string name{};                ///< tool turns: the tool's name (Gemini needs it)
 };
 
 /// A system message.
@@ -64,24 +64,24 @@ inline Message tool_result(std::string call_id, std::string tool_name, std::stri
 
 /// A function the model may call; parameters is a JSON Schema object.
 struct Tool {
-    std::string name;
-    std::string description;
+    std::string name{};
+    std::string description{};
     nlohmann::json parameters = nlohmann::json{{"type", "object"}};
 };
 
 /// A chat request, independent of any provider.
 struct ChatRequest {
-    std::vector<Message> messages;
-    std::vector<Tool> tools;
-    std::optional<int> max_tokens;        ///< output limit; adapters supply a default where required
-    std::optional<double> temperature;
-    std::vector<std::string> stop;        ///< stop sequences
-    std::shared_ptr<const Schema> schema; ///< structured output: the answer must validate against it
+    std::vector<Message> messages{};
+    std::vector<Tool> tools{};
+    std::optional<int> max_tokens{};        ///< output limit; adapters supply a default where required
+    std::optional<double> temperature{};
+    std::vector<std::string> stop{};        ///< stop sequences
+    std::shared_ptr<const Schema> schema{}; ///< structured output: the answer must validate against it
     std::string schema_name = "answer";   ///< name sent where a provider wants one ([A-Za-z0-9_-], <= 64)
-    std::string tenant;                   ///< who pays; tags metrics and selects budgets
-    std::string data_class;               ///< e.g. "public", "pii", "phi"; routes must be approved for it
-    std::string region;                   ///< where the data may go, e.g. "eu"
-    std::optional<std::chrono::milliseconds> timeout;  ///< whole-chain deadline; router default otherwise
+    std::string tenant{};                   ///< who pays; tags metrics and selects budgets
+    std::string data_class{};               ///< e.g. "public", "pii", "phi"; routes must be approved for it
+    std::string region{};                   ///< where the data may go, e.g. "eu"
+    std::optional<std::chrono::milliseconds> timeout{};  ///< whole-chain deadline; router default otherwise
 };
 
 FAILOVER_END_NAMESPACE

@@ -51,13 +51,13 @@ struct Usage {
 /// A successful answer.
 struct ChatResponse {
     std::string text;                    ///< the answer's text (for structured output, the JSON text)
-    nlohmann::json json;                 ///< parsed JSON when the request had a schema, else null
-    std::vector<ToolCall> tool_calls;
+    nlohmann::json json{};                 ///< parsed JSON when the request had a schema, else null
+    std::vector<ToolCall> tool_calls{};
     FinishReason finish_reason = FinishReason::stop;
-    Usage usage;
-    std::string model;                   ///< the model the provider says answered
-    std::string route;                   ///< the route that answered
-    std::vector<Attempt> attempts;       ///< every attempt of the request, the last one successful
+    Usage usage{};
+    std::string model{};                   ///< the model the provider says answered
+    std::string route{};                   ///< the route that answered
+    std::vector<Attempt> attempts{};       ///< every attempt of the request, the last one successful
 };
 
 FAILOVER_END_NAMESPACE

@@ -83,8 +83,8 @@ public:
     const RetryBudgetOptions& options() const noexcept { return opts_; }
 
 private:
-    RetryBudgetOptions opts_;
-    std::atomic<int> tokens_;
+    RetryBudgetOptions opts_{};
+    std::atomic<int> tokens_{};
 };
 
 /// A small, fast, seedable random source (SplitMix64). One per request, so

@@ -131,8 +131,8 @@ public:
 private:
     struct State {
         explicit State(const RouteOptions& o) : breaker(o.breaker), budget(o.retry_budget) {}
-        CircuitBreaker breaker;
-        RetryBudget budget;
+        CircuitBreaker breaker{};
+        RetryBudget budget{};
         std::atomic<Clock::duration::rep> cooldown{0};
     };
 
@@ -142,11 +142,11 @@ private:
         state_ = std::make_unique<State>(opts_);
     }
 
-    std::string name_;
+    std::string name_{};
     A adapter_;
-    std::shared_ptr<T> transport_;
-    RouteOptions opts_;
-    std::unique_ptr<State> state_;
+    std::shared_ptr<T> transport_{};
+    RouteOptions opts_{};
+    std::unique_ptr<State> state_{};
 };
 
 template <class A, class T>

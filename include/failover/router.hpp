@@ -62,20 +62,20 @@ struct Ctx {
     const ChatRequest& req;
     Clock& clock;
     Sleeper& sleeper;
-    MetricsSink* sink;
+    MetricsSink* sink{};
     std::atomic<std::uint64_t>& sink_errors;
     Jitter jitter;
-    Clock::time_point start;
-    Clock::time_point deadline;
-    std::vector<Attempt> attempts;
+    Clock::time_point start{};
+    Clock::time_point deadline{};
+    std::vector<Attempt> attempts{};
     // The last route that did not answer, and why: the `from` of the next fallback.
     const std::string* pending_from = nullptr;
     Reason pending_reason = Reason::internal;
-    std::optional<Failure> last_failure;
-    std::optional<ChatResponse> answer;
+    std::optional<Failure> last_failure{};
+    std::optional<ChatResponse> answer{};
     // Recovery bookkeeping for an all-skipped pass.
     int tried_this_pass = 0;
-    std::optional<Clock::time_point> earliest_recovery;
+    std::optional<Clock::time_point> earliest_recovery{};
     const std::string* earliest_route = nullptr;
     bool first_route_seen = false;
     const std::string* first_route = nullptr;
@@ -122,7 +122,7 @@ inline std::optional<Failure> schema_gate(const ChatRequest& req, ChatResponse& 
     }
     auto errors = req.schema->validate(res.json);
     if (errors.empty()) return std::nullopt;
-    std::string msg;
+    std::string msg{};
     for (std::size_t i = 0; i < errors.size() && i < 8; ++i) {
         if (i) msg += "; ";
         msg += (errors[i].pointer.empty() ? std::string("(root)") : errors[i].pointer) + ": " + errors[i].message;
@@ -143,7 +143,7 @@ Result<ChatResponse> attempt_once(R& route, const ChatRequest& req, Ctx& ctx, st
                 Result<HttpRequest> enc = route.adapter().encode(req);
                 if (!enc) return std::move(enc).error();
                 const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(ctx.remaining());
-                Deadline d;
+                Deadline d{};
                 d.timeout = std::max(std::chrono::milliseconds{1}, std::min(route.options().attempt_timeout, left));
                 d.connect_timeout = std::min(route.options().connect_timeout, d.timeout);
                 Result<HttpResponse> res = route.transport().send(*enc, d);
@@ -246,7 +246,7 @@ Step run_route(R& route, Ctx& ctx) {
         now = ctx.clock.now();
         const auto latency = std::chrono::duration_cast<std::chrono::nanoseconds>(now - t0);
 
-        Attempt a;
+        Attempt a{};
         a.route = route.name();
         a.number = n;
         a.latency = latency;
@@ -387,7 +387,7 @@ Result<ChatResponse> run_chain(Ctx& ctx, const RouterOptions& opts, Pass&& visit
 struct AnyRouteAccess;
 
 inline std::uint64_t random_seed() {
-    std::random_device rd;
+    std::random_device rd{};
     return (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
 }
 
@@ -421,9 +421,9 @@ private:
         const std::string& name() const noexcept override { return route.name(); }
         CircuitBreaker& breaker() const noexcept override { return route.breaker(); }
         RetryBudget& retry_budget() const noexcept override { return route.retry_budget(); }
-        R route;
+        R route{};
     };
-    std::unique_ptr<Concept> p_;
+    std::unique_ptr<Concept> p_{};
 };
 
 namespace detail {
@@ -452,7 +452,7 @@ public:
         if (!s) return;
         std::lock_guard lock(sink_mu_);
         sinks_.push_back(std::move(s));
-        std::shared_ptr<MetricsSink> next;
+        std::shared_ptr<MetricsSink> next{};
         if (sinks_.size() == 1) next = sinks_.front();
         else next = std::make_shared<MultiSink>(sinks_);
         sink_.store(std::move(next), std::memory_order_release);
@@ -478,13 +478,13 @@ protected:
     }
 
 private:
-    RouterOptions opts_;
+    RouterOptions opts_{};
     std::uint64_t seed_;
     std::atomic<std::uint64_t> requests_{0};
     std::atomic<std::uint64_t> sink_errors_{0};
-    std::mutex sink_mu_;
-    std::vector<std::shared_ptr<MetricsSink>> sinks_;
-    std::atomic<std::shared_ptr<MetricsSink>> sink_;
+    std::mutex sink_mu_{};
+    std::vector<std::shared_ptr<MetricsSink>> sinks_{};
+    std::atomic<std::shared_ptr<MetricsSink>> sink_{};
 };
 }  // namespace detail
 
@@ -580,7 +580,7 @@ public:
     std::size_t size() const noexcept { return routes_.size(); }
 
 private:
-    std::vector<AnyRoute> routes_;
+    std::vector<AnyRoute> routes_{};
 };
 
 /// A one-off chain over routes the caller keeps (their breakers and budgets

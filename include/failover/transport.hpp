@@ -38,9 +38,9 @@ inline const std::string* find_header(const Headers& h, std::string_view name) n
 /// A request ready for the wire.
 struct HttpRequest {
     std::string method = "POST";
-    std::string url;
-    Headers headers;
-    std::string body;
+    std::string url{};
+    Headers headers{};
+    std::string body{};
 
     /// Value of the first header with this name (any case), or nullptr.
     const std::string* header(std::string_view name) const noexcept { return detail::find_header(headers, name); }
@@ -49,8 +49,8 @@ struct HttpRequest {
 /// A response as received. Any status, including errors, is a response.
 struct HttpResponse {
     int status = 0;
-    Headers headers;
-    std::string body;
+    Headers headers{};
+    std::string body{};
 
     /// Value of the first header with this name (any case), or nullptr.
     const std::string* header(std::string_view name) const noexcept { return detail::find_header(headers, name); }
