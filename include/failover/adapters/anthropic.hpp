@@ -1,0 +1,320 @@
+// SPDX-License-Identifier: MIT
+// The Anthropic Messages adapter. Construction checks the options and throws
+// std::invalid_argument naming the bad field; encode/decode/classify never throw.
+// Wire facts: system messages become the top-level "system" (one string, or
+// text blocks when there are several; they are hoisted out of the turn list),
+// max_tokens is required (the request's, else the option, default 1024), tool
+// calls are tool_use blocks and tool results tool_result blocks in a user turn
+// (consecutive turns of one role are merged into one, as parallel tool results
+// must be). Structured output uses the portable forced tool: one tool named
+// request.schema_name whose input_schema is the schema, chosen with
+// tool_choice {type:tool}; when the request also has its own tools the choice
+// is {type:any}, so the model may call them first. decode takes that tool's
+// input object as the answer. stop_reason refusal is a policy refusal carrying
+// stop_details.category; model_context_window_exceeded is context_too_long.
+// classify(): 529 overloaded_error -> transient overloaded; 402 billing_error
+// and spend-limit 400s -> terminal quota_exhausted; "prompt is too long" /
+// "exceed context limit" -> context_too_long.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "failover/adapter.hpp"
+#include "failover/detail/adapter_util.hpp"
+#include "failover/failure.hpp"
+#include "failover/request.hpp"
+#include "failover/response.hpp"
+#include "failover/schema.hpp"
+#include "failover/transport.hpp"
+#include "failover/version.hpp"
+
+FAILOVER_BEGIN_NAMESPACE
+
+/// Options of the Anthropic adapter, in designated-initializer order (every member has an
+/// initializer, so skipping fields stays clean under -Wmissing-field-initializers).
+struct AnthropicOptions {
+    std::string model{};                           ///< e.g. "claude-sonnet-4-5"; required
+    std::string api_key{};                         ///< sent as x-api-key; omitted when empty
+    std::string base_url{};                        ///< default https://api.anthropic.com, or $ANTHROPIC_BASE_URL
+    int max_tokens = 1024;                         ///< Anthropic requires a limit: used when the request sets none
+    std::string anthropic_version = "2023-06-01";  ///< the anthropic-version header
+    Headers extra_headers{};                       ///< e.g. anthropic-beta; replace defaults of the same name
+};
+
+/// Talks to Anthropic's Messages API.
+/// @code
+/// Anthropic claude{{.model = "claude-sonnet-4-5", .api_key = env("ANTHROPIC_API_KEY")}};
+/// @endcode
+class Anthropic {
+public:
+    /// Official endpoint root when base_url and $ANTHROPIC_BASE_URL are empty.
+    static constexpr std::string_view default_base_url = "https://api.anthropic.com";
+
+    /// Checks the options; throws std::invalid_argument naming the bad field (never the key).
+    explicit Anthropic(AnthropicOptions options) : opts_(std::move(options)) {
+        constexpr std::string_view name = "Anthropic";
+        if (opts_.model.empty()) detail::config_error(name, "model must not be empty");
+        if (opts_.max_tokens <= 0)
+            detail::config_error(name, "max_tokens must be positive, got " + std::to_string(opts_.max_tokens));
+        if (opts_.anthropic_version.empty()) detail::config_error(name, "anthropic_version must not be empty");
+        detail::check_key(opts_.api_key, name);
+        detail::check_header("anthropic-version", opts_.anthropic_version, name, "anthropic_version");
+        url_ = detail::resolve_base_url(opts_.base_url, "ANTHROPIC_BASE_URL", default_base_url, name, opts_.api_key) +
+               "/v1/messages";
+        headers_ = detail::json_headers();
+        if (!opts_.api_key.empty()) headers_.emplace_back("x-api-key", opts_.api_key);
+        headers_.emplace_back("anthropic-version", opts_.anthropic_version);
+        detail::add_extra_headers(headers_, opts_.extra_headers, name);
+    }
+
+    /// The request in Messages shape, or bad_request when it cannot be expressed.
+    Result<HttpRequest> encode(const ChatRequest& request) const {
+        using nlohmann::json;
+        constexpr std::string_view p = "anthropic";
+        if (auto bad = detail::check_request_knobs(request.max_tokens, request.temperature, !request.messages.empty(), p))
+            return *bad;
+        json body = {{"model", opts_.model}, {"max_tokens", request.max_tokens.value_or(opts_.max_tokens)}};
+
+        std::vector<std::string> system;
+        // Turns as (role, content blocks); a turn of one text block is sent as a plain string.
+        std::vector<std::pair<std::string, json>> turns;
+        auto add = [&](const char* role, json block) {
+            if (turns.empty() || turns.back().first != role) turns.emplace_back(role, json::array());
+            turns.back().second.push_back(std::move(block));
+        };
+        for (std::size_t i = 0; i < request.messages.size(); ++i) {
+            const Message& m = request.messages[i];
+            const std::string at = "messages[" + std::to_string(i) + "]";
+            switch (m.role) {
+                case Role::system:
+                    system.push_back(m.content);
+                    break;
+                case Role::user:
+                    add("user", {{"type", "text"}, {"text", m.content}});
+                    break;
+                case Role::assistant:
+                    if (!m.content.empty() || m.tool_calls.empty()) add("assistant", {{"type", "text"}, {"text", m.content}});
+                    for (const ToolCall& c : m.tool_calls) {
+                        if (c.id.empty())
+                            return detail::unsendable(p, at + ": tool call '" + c.name + "' has no id");
+                        if (!c.arguments.is_object())
+                            return detail::unsendable(p, at + ": the arguments of tool call '" + c.name +
+                                                             "' are not a JSON object");
+                        add("assistant", {{"type", "tool_use"}, {"id", c.id}, {"name", c.name}, {"input", c.arguments}});
+                    }
+                    break;
+                case Role::tool:
+                    if (m.tool_call_id.empty())
+                        return detail::unsendable(p, at + ": a tool result needs the tool_call_id it answers");
+                    add("user", {{"type", "tool_result"}, {"tool_use_id", m.tool_call_id}, {"content", m.content}});
+                    break;
+            }
+        }
+        if (system.size() == 1) {
+            body["system"] = system.front();
+        } else if (system.size() > 1) {
+            json blocks = json::array();
+            for (auto& s : system) blocks.push_back({{"type", "text"}, {"text", s}});
+            body["system"] = std::move(blocks);
+        }
+        json messages = json::array();
+        for (auto& [role, blocks] : turns) {
+            const bool plain = blocks.size() == 1 && blocks[0]["type"] == "text";
+            messages.push_back({{"role", role}, {"content", plain ? json(blocks[0]["text"]) : std::move(blocks)}});
+        }
+        if (messages.empty()) return detail::unsendable(p, "the request has only system messages");
+        body["messages"] = std::move(messages);
+
+        if (request.temperature) body["temperature"] = *request.temperature;
+        if (!request.stop.empty()) body["stop_sequences"] = request.stop;
+        json tools = json::array();
+        for (const Tool& t : request.tools) {
+            if (!detail::valid_function_name(t.name))
+                return detail::unsendable(p, "tool name '" + detail::clean_message(t.name, {}, 80) +
+                                                 "' must be 1-64 characters of [A-Za-z0-9_-]");
+            if (request.schema && t.name == request.schema_name)
+                return detail::unsendable(p, "tool '" + t.name + "' has the name of the structured-output tool (schema_name)");
+            json tool = {{"name", t.name}, {"input_schema", t.parameters}};
+            if (!t.description.empty()) tool["description"] = t.description;
+            tools.push_back(std::move(tool));
+        }
+        if (request.schema) {
+            const json& doc = request.schema->document();
+            if (!detail::valid_function_name(request.schema_name))
+                return detail::unsendable(p, "schema_name '" + detail::clean_message(request.schema_name, {}, 80) +
+                                                 "' must be 1-64 characters of [A-Za-z0-9_-]");
+            const json* type = detail::member(doc, "type");
+            if (!doc.is_object() || (type != nullptr && *type != "object"))
+                return detail::unsendable(p, "structured output is sent as a tool input, so the schema's root must be "
+                                             "an object schema");
+            const bool own_tools = !tools.empty();
+            tools.push_back({{"name", request.schema_name},
+                             {"description", "Give the final answer by calling this tool; its input is the answer."},
+                             {"input_schema", doc}});
+            body["tool_choice"] = own_tools ? json{{"type", "any"}} : json{{"type", "tool"}, {"name", request.schema_name}};
+        }
+        if (!tools.empty()) body["tools"] = std::move(tools);
+
+        Result<std::string> text = detail::dump_body(body, p);
+        if (!text) return std::move(text).error();
+        HttpRequest http;
+        http.url = url_;
+        http.headers = headers_;
+        http.body = std::move(*text);
+        return http;
+    }
+
+    /// The normalised answer of a 2xx response; refusals are policy failures.
+    Result<ChatResponse> decode(const ChatRequest& request, const HttpResponse& response) const {
+        try {
+            return decode_body(request, response);
+        } catch (const std::exception& e) {
+            return detail::malformed("anthropic", std::string("unexpected response structure (") + e.what() + ")");
+        }
+    }
+
+    /// Refines the generic classification of an error response with Anthropic's error types.
+    void classify(const HttpResponse& response, Failure& f) const noexcept {
+        try {
+            nlohmann::json body = detail::parse_json(response.body);
+            if (body.is_discarded()) {
+                detail::note_raw_body(response, f, "anthropic", opts_.api_key);
+                return;
+            }
+            detail::ProviderError e = detail::read_error(body);
+            if (!e.message.empty()) f.message = detail::clean_message(e.message, opts_.api_key);
+            const std::string type = detail::clean_message(e.type, opts_.api_key, 80);
+            if (!type.empty()) f.provider_code = type;
+            if (type == "overloaded_error") {  // API-wide overload (529), not this account
+                detail::reclassify(f, FailureKind::transient, Reason::overloaded);
+            } else if (type == "billing_error") {  // 402
+                detail::reclassify(f, FailureKind::terminal, Reason::quota_exhausted);
+            } else if (detail::context_status(response.status) && detail::says_context_too_long(e.message)) {
+                detail::reclassify(f, FailureKind::terminal, Reason::context_too_long);
+            } else if (type == "invalid_request_error" && spend_limit(e.message)) {
+                detail::reclassify(f, FailureKind::terminal, Reason::quota_exhausted);
+            }
+        } catch (...) {
+            // Classification is best effort: the generic Failure stands.
+        }
+    }
+
+    /// "anthropic", the OpenTelemetry gen_ai.system value.
+    std::string_view provider() const noexcept { return "anthropic"; }
+    /// The configured model.
+    std::string_view model() const noexcept { return opts_.model; }
+    /// The endpoint requests go to.
+    std::string_view endpoint() const noexcept { return url_; }
+
+private:
+    // A spend limit the account owner set answers 400 invalid_request_error.
+    // The exact wording is not documented; these phrases are our best match.
+    static bool spend_limit(std::string_view message) noexcept {
+        return detail::icontains(message, "spend limit") || detail::icontains(message, "usage limits") ||
+               detail::icontains(message, "credit balance");
+    }
+
+    Result<ChatResponse> decode_body(const ChatRequest& request, const HttpResponse& response) const {
+        using nlohmann::json;
+        constexpr std::string_view p = "anthropic";
+        json body = detail::parse_json(response.body);
+        if (body.is_discarded()) return detail::malformed(p, "response body is not JSON");
+        const json* content = detail::member(body, "content");
+        if (content == nullptr || !content->is_array()) {
+            if (detail::member(body, "error") != nullptr) {
+                detail::ProviderError e = detail::read_error(body);
+                Failure f = detail::malformed(p, "error in a successful response: " +
+                                                     detail::clean_message(e.message, opts_.api_key));
+                f.provider_code = detail::clean_message(e.type, {}, 80);
+                return f;
+            }
+            return detail::malformed(p, "response has no content array");
+        }
+        const std::string stop = detail::string_at(body, "stop_reason");
+
+        ChatResponse out;
+        const json* answer = nullptr;  // the structured-output tool's input
+        for (const json& block : *content) {
+            const std::string type = detail::string_at(block, "type");
+            if (type == "text") {
+                out.text += detail::string_at(block, "text");
+            } else if (type == "tool_use") {
+                std::string name = detail::string_at(block, "name");
+                if (name.empty()) return detail::malformed(p, "a tool_use block has no name");
+                const json* input = detail::member(block, "input");
+                if (request.schema && name == request.schema_name) {
+                    answer = input;
+                    continue;
+                }
+                out.tool_calls.push_back({detail::string_at(block, "id"), std::move(name),
+                                          input != nullptr && !input->is_null() ? *input : json::object()});
+            }
+            // thinking and server-tool blocks carry nothing the unified response holds
+        }
+
+        if (stop == "refusal") {
+            const json* details = detail::member(body, "stop_details");
+            std::string why = detail::string_at(details, "explanation");
+            if (why.empty()) why = out.text;
+            Failure f = Failure::of(Reason::refusal, why.empty() ? std::string("anthropic: the model refused")
+                                                                 : detail::clean_message(why, opts_.api_key));
+            f.provider_code = "refusal";
+            f.category = detail::clean_message(detail::string_at(details, "category"), {}, 80);
+            return f;
+        }
+        if (stop == "model_context_window_exceeded") {
+            Failure f = Failure::of(Reason::context_too_long, "anthropic: the model's context window was exceeded");
+            f.provider_code = stop;
+            return f;
+        }
+
+        if (stop == "end_turn" || stop == "stop_sequence") out.finish_reason = FinishReason::stop;
+        else if (stop == "max_tokens") out.finish_reason = FinishReason::length;
+        else if (stop == "tool_use") out.finish_reason = FinishReason::tool_calls;
+        else out.finish_reason = FinishReason::other;
+
+        const json* usage = detail::member(body, "usage");
+        // input_tokens excludes cached prompt tokens; the prompt is all three.
+        out.usage.input_tokens = detail::count_at(usage, "input_tokens") +
+                                 detail::count_at(usage, "cache_creation_input_tokens") +
+                                 detail::count_at(usage, "cache_read_input_tokens");
+        out.usage.output_tokens = detail::count_at(usage, "output_tokens");
+        out.model = detail::string_at(body, "model");
+        if (out.model.empty()) out.model = opts_.model;
+
+        if (request.schema) {
+            if (answer != nullptr) {
+                if (stop == "max_tokens")
+                    return detail::malformed(p, "structured output truncated at the output token limit; the JSON is "
+                                                "incomplete");
+                if (!answer->is_object())
+                    return Failure::of(Reason::schema_invalid, "anthropic: the " + request.schema_name +
+                                                                   " tool input is not a JSON object");
+                out.json = *answer;
+                out.text = answer->dump();
+                out.finish_reason = FinishReason::stop;
+            } else if (out.tool_calls.empty()) {
+                // The model answered in text instead of calling the tool; accept it if it is JSON.
+                Result<json> parsed = detail::parse_answer(out.text, stop == "max_tokens", p, opts_.api_key);
+                if (!parsed) return std::move(parsed).error();
+                out.json = std::move(*parsed);
+            }
+        }
+        return out;
+    }
+
+    AnthropicOptions opts_;
+    std::string url_;
+    Headers headers_;
+};
+
+static_assert(HttpAdapter<Anthropic>, "Anthropic must satisfy HttpAdapter");
+static_assert(ClassifyingAdapter<Anthropic>, "Anthropic must provide the classify hook");
+
+FAILOVER_END_NAMESPACE

@@ -1,0 +1,329 @@
+// SPDX-License-Identifier: MIT
+// The Gemini API (generateContent) adapter. Construction checks the options and
+// throws std::invalid_argument naming the bad field; encode/decode/classify
+// never throw. Wire facts: system messages become systemInstruction (one part
+// each, hoisted out of the turn list); roles are user and model; the limit,
+// temperature and stop sequences live in generationConfig; structured output
+// is responseMimeType application/json plus responseJsonSchema (plain JSON
+// Schema); tools are functionDeclarations with parametersJsonSchema; a tool
+// call is a functionCall part and its result a functionResponse part in a user
+// turn (response = the result if it is a JSON object, else {"output": text}).
+// Consecutive turns of one role are merged. A model given as "models/x" or
+// "tunedModels/x" is used as the resource path; a bare name gets "models/".
+// Policy at HTTP 200: a prompt blocked with promptFeedback.blockReason, and the
+// finish reasons SAFETY, RECITATION, BLOCKLIST, PROHIBITED_CONTENT, SPII and
+// IMAGE_*, are content_filter failures whose category is Gemini's reason.
+// classify(): RESOURCE_EXHAUSTED is a transient rate limit unless it is a daily
+// quota (a QuotaFailure quotaId containing "PerDay", or "exceeded your current
+// quota" in the message): terminal quota_exhausted. RetryInfo.retryDelay fills
+// retry_after when no header did. UNAVAILABLE is overloaded; "input token
+// count" (INVALID_ARGUMENT) is context_too_long.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "failover/adapter.hpp"
+#include "failover/detail/adapter_util.hpp"
+#include "failover/failure.hpp"
+#include "failover/request.hpp"
+#include "failover/response.hpp"
+#include "failover/schema.hpp"
+#include "failover/transport.hpp"
+#include "failover/version.hpp"
+
+FAILOVER_BEGIN_NAMESPACE
+
+/// Options of the Gemini adapter, in designated-initializer order (every member has an
+/// initializer, so skipping fields stays clean under -Wmissing-field-initializers).
+struct GeminiOptions {
+    std::string model{};              ///< e.g. "gemini-2.5-flash"; required
+    std::string api_key{};            ///< sent as x-goog-api-key; omitted when empty
+    std::string base_url{};           ///< default https://generativelanguage.googleapis.com, or $GEMINI_BASE_URL
+    std::optional<int> max_tokens{};  ///< output limit when the request sets none; unset: Gemini's default
+    Headers extra_headers{};          ///< added to every request; replace defaults of the same name
+};
+
+/// Talks to the Gemini API's generateContent method.
+/// @code
+/// Gemini flash{{.model = "gemini-2.5-flash", .api_key = env("GEMINI_API_KEY")}};
+/// @endcode
+class Gemini {
+public:
+    /// Official endpoint root when base_url and $GEMINI_BASE_URL are empty.
+    static constexpr std::string_view default_base_url = "https://generativelanguage.googleapis.com";
+
+    /// Checks the options; throws std::invalid_argument naming the bad field (never the key).
+    explicit Gemini(GeminiOptions options) : opts_(std::move(options)) {
+        constexpr std::string_view name = "Gemini";
+        detail::check_segment(opts_.model, name, "model", "._-/");
+        detail::check_key(opts_.api_key, name);
+        detail::check_max_tokens(opts_.max_tokens, name);
+        const std::string base =
+            detail::resolve_base_url(opts_.base_url, "GEMINI_BASE_URL", default_base_url, name, opts_.api_key);
+        const bool has_path = opts_.model.find('/') != std::string::npos;
+        url_ = base + "/v1beta/" + (has_path ? "" : "models/") + opts_.model + ":generateContent";
+        headers_ = detail::json_headers();
+        if (!opts_.api_key.empty()) headers_.emplace_back("x-goog-api-key", opts_.api_key);
+        detail::add_extra_headers(headers_, opts_.extra_headers, name);
+    }
+
+    /// The request in generateContent shape, or bad_request when it cannot be expressed.
+    Result<HttpRequest> encode(const ChatRequest& request) const {
+        using nlohmann::json;
+        constexpr std::string_view p = "gemini";
+        if (auto bad = detail::check_request_knobs(request.max_tokens, request.temperature, !request.messages.empty(), p))
+            return *bad;
+        json body = json::object();
+        json system_parts = json::array();
+        std::vector<std::pair<std::string, json>> turns;  // (role, parts), merged by role
+        auto add = [&](const char* role, json part) {
+            if (turns.empty() || turns.back().first != role) turns.emplace_back(role, json::array());
+            turns.back().second.push_back(std::move(part));
+        };
+        for (std::size_t i = 0; i < request.messages.size(); ++i) {
+            const Message& m = request.messages[i];
+            const std::string at = "messages[" + std::to_string(i) + "]";
+            switch (m.role) {
+                case Role::system:
+                    system_parts.push_back({{"text", m.content}});
+                    break;
+                case Role::user:
+                    add("user", {{"text", m.content}});
+                    break;
+                case Role::assistant:
+                    if (!m.content.empty() || m.tool_calls.empty()) add("model", {{"text", m.content}});
+                    for (const ToolCall& c : m.tool_calls) {
+                        if (!c.arguments.is_object())
+                            return detail::unsendable(p, at + ": the arguments of tool call '" + c.name +
+                                                             "' are not a JSON object");
+                        json call = {{"name", c.name}, {"args", c.arguments}};
+                        if (!c.id.empty()) call["id"] = c.id;
+                        add("model", {{"functionCall", std::move(call)}});
+                    }
+                    break;
+                case Role::tool: {
+                    std::string tool_name = m.name.empty() ? name_of_call(request, i, m.tool_call_id) : m.name;
+                    if (tool_name.empty())
+                        return detail::unsendable(p, at + ": a tool result needs the tool's name (Message::name)");
+                    json result = detail::parse_json(m.content);
+                    if (!result.is_object()) result = json{{"output", m.content}};
+                    json response = {{"name", std::move(tool_name)}, {"response", std::move(result)}};
+                    if (!m.tool_call_id.empty()) response["id"] = m.tool_call_id;
+                    add("user", {{"functionResponse", std::move(response)}});
+                    break;
+                }
+            }
+        }
+        if (!system_parts.empty()) body["systemInstruction"] = {{"parts", std::move(system_parts)}};
+        json contents = json::array();
+        for (auto& [role, parts] : turns) contents.push_back({{"role", role}, {"parts", std::move(parts)}});
+        if (contents.empty()) return detail::unsendable(p, "the request has only system messages");
+        body["contents"] = std::move(contents);
+
+        json config = json::object();
+        if (auto mt = request.max_tokens ? request.max_tokens : opts_.max_tokens) config["maxOutputTokens"] = *mt;
+        if (request.temperature) config["temperature"] = *request.temperature;
+        if (!request.stop.empty()) config["stopSequences"] = request.stop;
+        if (request.schema) {
+            if (!request.schema->document().is_object())
+                return detail::unsendable(p, "structured output needs a schema that is a JSON object");
+            config["responseMimeType"] = "application/json";
+            config["responseJsonSchema"] = request.schema->document();
+        }
+        if (!config.empty()) body["generationConfig"] = std::move(config);
+
+        if (!request.tools.empty()) {
+            json declarations = json::array();
+            for (const Tool& t : request.tools) {
+                if (!detail::valid_function_name(t.name))
+                    return detail::unsendable(p, "tool name '" + detail::clean_message(t.name, {}, 80) +
+                                                     "' must be 1-64 characters of [A-Za-z0-9_-]");
+                json d = {{"name", t.name}, {"parametersJsonSchema", t.parameters}};
+                if (!t.description.empty()) d["description"] = t.description;
+                declarations.push_back(std::move(d));
+            }
+            json tool = json::object();
+            tool["functionDeclarations"] = std::move(declarations);
+            body["tools"] = json::array();
+            body["tools"].push_back(std::move(tool));
+        }
+
+        Result<std::string> text = detail::dump_body(body, p);
+        if (!text) return std::move(text).error();
+        HttpRequest http;
+        http.url = url_;
+        http.headers = headers_;
+        http.body = std::move(*text);
+        return http;
+    }
+
+    /// The normalised answer of a 2xx response; blocked prompts and safety stops are policy failures.
+    Result<ChatResponse> decode(const ChatRequest& request, const HttpResponse& response) const {
+        try {
+            return decode_body(request, response);
+        } catch (const std::exception& e) {
+            return detail::malformed("gemini", std::string("unexpected response structure (") + e.what() + ")");
+        }
+    }
+
+    /// Refines the generic classification of an error response with Google's status and details.
+    void classify(const HttpResponse& response, Failure& f) const noexcept {
+        try {
+            nlohmann::json body = detail::parse_json(response.body);
+            if (body.is_discarded()) {
+                detail::note_raw_body(response, f, "gemini", opts_.api_key);
+                return;
+            }
+            detail::ProviderError e = detail::read_error(body);
+            if (!e.message.empty()) f.message = detail::clean_message(e.message, opts_.api_key);
+            const std::string status = detail::clean_message(e.status, opts_.api_key, 80);
+            if (!status.empty()) f.provider_code = status;
+            const nlohmann::json* details = detail::member(e.error, "details");
+            if (status == "RESOURCE_EXHAUSTED" || (status.empty() && response.status == 429)) {
+                const bool daily = detail::icontains(e.message, "exceeded your current quota") || per_day(details);
+                if (daily) detail::reclassify(f, FailureKind::terminal, Reason::quota_exhausted);
+                else detail::reclassify(f, FailureKind::transient, Reason::rate_limited);
+                if (!f.retry_after) f.retry_after = retry_delay(details);
+            } else if (status == "UNAVAILABLE") {
+                detail::reclassify(f, FailureKind::transient, Reason::overloaded);
+            } else if (detail::context_status(response.status) && detail::says_context_too_long(e.message)) {
+                detail::reclassify(f, FailureKind::terminal, Reason::context_too_long);
+            }
+        } catch (...) {
+            // Classification is best effort: the generic Failure stands.
+        }
+    }
+
+    /// "gemini", the gen_ai.system value this library reports.
+    std::string_view provider() const noexcept { return "gemini"; }
+    /// The configured model.
+    std::string_view model() const noexcept { return opts_.model; }
+    /// The endpoint requests go to.
+    std::string_view endpoint() const noexcept { return url_; }
+
+private:
+    // The tool name of the call a result answers, from an earlier assistant turn.
+    static std::string name_of_call(const ChatRequest& request, std::size_t before, const std::string& id) {
+        if (id.empty()) return {};
+        for (std::size_t i = before; i-- > 0;)
+            for (const ToolCall& c : request.messages[i].tool_calls)
+                if (c.id == id) return c.name;
+        return {};
+    }
+
+    // Any QuotaFailure violation of a per-day quota.
+    static bool per_day(const nlohmann::json* details) {
+        if (details == nullptr || !details->is_array()) return false;
+        for (const auto& d : *details) {
+            const nlohmann::json* violations = detail::member(d, "violations");
+            if (violations == nullptr || !violations->is_array()) continue;
+            for (const auto& v : *violations)
+                if (detail::string_at(v, "quotaId").find("PerDay") != std::string::npos) return true;
+        }
+        return false;
+    }
+
+    // RetryInfo.retryDelay ("36s") from the error details.
+    static std::optional<std::chrono::milliseconds> retry_delay(const nlohmann::json* details) {
+        if (details == nullptr || !details->is_array()) return std::nullopt;
+        for (const auto& d : *details) {
+            if (!std::string_view(detail::string_at(d, "@type")).ends_with("google.rpc.RetryInfo")) continue;
+            if (auto ms = detail::parse_google_duration(detail::string_at(d, "retryDelay"))) return ms;
+        }
+        return std::nullopt;
+    }
+
+    static bool policy_finish(std::string_view reason) noexcept {
+        return reason == "SAFETY" || reason == "RECITATION" || reason == "BLOCKLIST" ||
+               reason == "PROHIBITED_CONTENT" || reason == "SPII" || reason.starts_with("IMAGE_");
+    }
+
+    Result<ChatResponse> decode_body(const ChatRequest& request, const HttpResponse& response) const {
+        using nlohmann::json;
+        constexpr std::string_view p = "gemini";
+        json body = detail::parse_json(response.body);
+        if (body.is_discarded()) return detail::malformed(p, "response body is not JSON");
+        if (!body.is_object()) return detail::malformed(p, "response body is not a JSON object");
+        const json* candidates = detail::member(body, "candidates");
+        if (candidates == nullptr || !candidates->is_array() || candidates->empty()) {
+            const json* feedback = detail::member(body, "promptFeedback");
+            const std::string blocked = detail::clean_message(detail::string_at(feedback, "blockReason"), {}, 80);
+            if (!blocked.empty()) {
+                std::string why = detail::string_at(feedback, "blockReasonMessage");
+                Failure f = Failure::of(Reason::content_filter,
+                                        why.empty() ? "gemini: the prompt was blocked (" + blocked + ")"
+                                                    : detail::clean_message(why, opts_.api_key));
+                f.provider_code = blocked;
+                f.category = blocked;
+                return f;
+            }
+            if (detail::member(body, "error") != nullptr) {
+                detail::ProviderError e = detail::read_error(body);
+                Failure f = detail::malformed(p, "error in a successful response: " +
+                                                     detail::clean_message(e.message, opts_.api_key));
+                f.provider_code = detail::clean_message(e.status, {}, 80);
+                return f;
+            }
+            return detail::malformed(p, "response has no candidates");
+        }
+        const json& candidate = (*candidates)[0];
+        const std::string finish = detail::clean_message(detail::string_at(candidate, "finishReason"), {}, 80);
+        if (policy_finish(finish)) {
+            Failure f = Failure::of(Reason::content_filter, "gemini: the answer was stopped (finishReason " + finish + ")");
+            f.provider_code = finish;
+            f.category = finish;
+            return f;
+        }
+
+        ChatResponse out;
+        const json* parts = detail::member(detail::member(candidate, "content"), "parts");
+        if (parts != nullptr && parts->is_array()) {
+            for (const json& part : *parts) {
+                if (const json* call = detail::member(part, "functionCall")) {
+                    std::string name = detail::string_at(call, "name");
+                    if (name.empty()) return detail::malformed(p, "a functionCall part has no name");
+                    const json* args = detail::member(call, "args");
+                    out.tool_calls.push_back({detail::string_at(call, "id"), std::move(name),
+                                              args != nullptr && !args->is_null() ? *args : json::object()});
+                } else if (!detail::flag_at(&part, "thought")) {  // thought summaries are not the answer
+                    out.text += detail::string_at(part, "text");
+                }
+            }
+        }
+        if (finish == "STOP") out.finish_reason = out.tool_calls.empty() ? FinishReason::stop : FinishReason::tool_calls;
+        else if (finish == "MAX_TOKENS") out.finish_reason = FinishReason::length;
+        else out.finish_reason = FinishReason::other;
+
+        const json* usage = detail::member(body, "usageMetadata");
+        out.usage.input_tokens = detail::count_at(usage, "promptTokenCount");
+        // Thinking tokens are output the caller pays for.
+        out.usage.output_tokens = detail::count_at(usage, "candidatesTokenCount") +
+                                  detail::count_at(usage, "thoughtsTokenCount");
+        out.model = detail::string_at(body, "modelVersion");
+        if (out.model.empty()) out.model = opts_.model;
+
+        if (request.schema && out.tool_calls.empty()) {
+            Result<json> parsed = detail::parse_answer(out.text, finish == "MAX_TOKENS", p, opts_.api_key);
+            if (!parsed) return std::move(parsed).error();
+            out.json = std::move(*parsed);
+        }
+        return out;
+    }
+
+    GeminiOptions opts_;
+    std::string url_;
+    Headers headers_;
+};
+
+static_assert(HttpAdapter<Gemini>, "Gemini must satisfy HttpAdapter");
+static_assert(ClassifyingAdapter<Gemini>, "Gemini must provide the classify hook");
+
+FAILOVER_END_NAMESPACE

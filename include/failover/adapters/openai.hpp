@@ -1,0 +1,107 @@
+// SPDX-License-Identifier: MIT
+// The OpenAI Chat Completions adapter. Construction checks the options (model,
+// base URL, headers) and throws std::invalid_argument naming the bad field;
+// after that encode/decode/classify never throw. Wire facts: system messages
+// keep role "system"; the output limit is max_completion_tokens; structured
+// output is response_format json_schema with strict true, so the schema must
+// follow OpenAI's strict subset (every property required, additionalProperties
+// false) or OpenAI answers 400; tool-call arguments arrive as a JSON string and
+// are parsed (text that does not parse is kept as a JSON string value).
+// classify() turns insufficient_quota into a terminal quota_exhausted,
+// context_length_exceeded into context_too_long, invalid_prompt and Azure-style
+// content_filter bodies into policy failures.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "failover/adapter.hpp"
+#include "failover/detail/adapter_util.hpp"
+#include "failover/detail/openai_wire.hpp"
+#include "failover/failure.hpp"
+#include "failover/request.hpp"
+#include "failover/response.hpp"
+#include "failover/transport.hpp"
+#include "failover/version.hpp"
+
+FAILOVER_BEGIN_NAMESPACE
+
+/// Options of the OpenAI adapter, in designated-initializer order (every member has an
+/// initializer, so skipping fields stays clean under -Wmissing-field-initializers).
+struct OpenAIOptions {
+    std::string model{};              ///< e.g. "gpt-4o"; required
+    std::string api_key{};            ///< sent as "Authorization: Bearer"; omitted when empty
+    std::string base_url{};           ///< default https://api.openai.com/v1, or $OPENAI_BASE_URL when empty
+    std::optional<int> max_tokens{};  ///< output limit when the request sets none; unset: OpenAI's default
+    std::string organization{};       ///< OpenAI-Organization header, when set
+    std::string project{};            ///< OpenAI-Project header, when set
+    Headers extra_headers{};          ///< added to every request; replace defaults of the same name
+};
+
+/// Talks to OpenAI's Chat Completions API.
+/// @code
+/// OpenAI gpt{{.model = "gpt-4o", .api_key = env("OPENAI_API_KEY")}};
+/// @endcode
+class OpenAI {
+public:
+    /// Official endpoint when base_url and $OPENAI_BASE_URL are empty.
+    static constexpr std::string_view default_base_url = "https://api.openai.com/v1";
+
+    /// Checks the options; throws std::invalid_argument naming the bad field (never the key).
+    explicit OpenAI(OpenAIOptions options) {
+        constexpr std::string_view name = "OpenAI";
+        if (options.model.empty()) detail::config_error(name, "model must not be empty");
+        detail::check_key(options.api_key, name);
+        detail::check_max_tokens(options.max_tokens, name);
+        const std::string base =
+            detail::resolve_base_url(options.base_url, "OPENAI_BASE_URL", default_base_url, name, options.api_key);
+        wire_.provider = "openai";
+        wire_.model = options.model;
+        wire_.url = base + "/chat/completions";
+        wire_.secret = options.api_key;
+        wire_.max_tokens = options.max_tokens;
+        wire_.max_completion_tokens = true;
+        wire_.max_stop = 4;
+        wire_.headers = detail::json_headers();
+        if (!options.api_key.empty()) wire_.headers.emplace_back("Authorization", "Bearer " + options.api_key);
+        if (!options.organization.empty()) {
+            detail::check_header("OpenAI-Organization", options.organization, name, "organization");
+            wire_.headers.emplace_back("OpenAI-Organization", options.organization);
+        }
+        if (!options.project.empty()) {
+            detail::check_header("OpenAI-Project", options.project, name, "project");
+            wire_.headers.emplace_back("OpenAI-Project", options.project);
+        }
+        detail::add_extra_headers(wire_.headers, options.extra_headers, name);
+    }
+
+    /// The request in Chat Completions shape, or bad_request when it cannot be expressed.
+    Result<HttpRequest> encode(const ChatRequest& request) const { return detail::openai_encode(wire_, request); }
+
+    /// The normalised answer of a 2xx response; refusals and filtered output are policy failures.
+    Result<ChatResponse> decode(const ChatRequest& request, const HttpResponse& response) const {
+        return detail::openai_decode(wire_, request, response);
+    }
+
+    /// Refines the generic classification of an error response with OpenAI's error codes.
+    void classify(const HttpResponse& response, Failure& failure) const noexcept {
+        detail::openai_classify(wire_, response, failure);
+    }
+
+    /// "openai", the OpenTelemetry gen_ai.system value.
+    std::string_view provider() const noexcept { return wire_.provider; }
+    /// The configured model.
+    std::string_view model() const noexcept { return wire_.model; }
+    /// The endpoint requests go to.
+    std::string_view endpoint() const noexcept { return wire_.url; }
+
+private:
+    detail::OpenAIWire wire_;
+};
+
+static_assert(HttpAdapter<OpenAI>, "OpenAI must satisfy HttpAdapter");
+static_assert(ClassifyingAdapter<OpenAI>, "OpenAI must provide the classify hook");
+
+FAILOVER_END_NAMESPACE

@@ -1,0 +1,303 @@
+// SPDX-License-Identifier: MIT
+// The Chat Completions wire format, shared by OpenAI, Azure OpenAI and the
+// OpenAI-compatible servers (Ollama, vLLM, llama.cpp, OpenRouter). An
+// OpenAIWire holds what differs between them (endpoint, auth header, which
+// max-tokens field, whether the body names the model); encode, decode and
+// classify are free functions over it, so each public adapter is a thin shell.
+// Nothing here throws past its boundary: decode and classify catch everything.
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include <nlohmann/json.hpp>
+
+#include "failover/detail/adapter_util.hpp"
+#include "failover/failure.hpp"
+#include "failover/request.hpp"
+#include "failover/response.hpp"
+#include "failover/schema.hpp"
+#include "failover/transport.hpp"
+#include "failover/version.hpp"
+
+FAILOVER_BEGIN_NAMESPACE
+namespace detail {
+
+/// Everything that differs between Chat Completions endpoints.
+struct OpenAIWire {
+    std::string provider;               ///< gen_ai.system value, also the prefix of our own messages
+    std::string model;                  ///< model (or Azure deployment) reported by model()
+    std::string url;                    ///< the full chat/completions endpoint
+    std::string secret;                 ///< the key, for redaction only
+    Headers headers;                    ///< complete request headers, auth and extras included
+    bool send_model = true;             ///< Azure takes the deployment from the URL instead
+    bool max_completion_tokens = true;  ///< field name: max_completion_tokens or max_tokens
+    std::optional<int> max_tokens;      ///< default output limit when the request sets none
+    std::size_t max_stop = 0;           ///< most stop sequences accepted; 0 = no limit known
+};
+
+/// Tool-call arguments as OpenAI sends them: a JSON string. A string value
+/// (arguments an earlier decode could not parse) is sent back verbatim.
+inline std::string arguments_text(const json& args) {
+    return args.is_string() ? args.get<std::string>() : args.dump();
+}
+
+/// Arguments as a user sees them: parsed JSON. OpenAI sends a string; some
+/// compatible servers send an object. Empty means no arguments ({}). Text that
+/// does not parse is kept as a JSON string holding the raw text, so nothing is
+/// lost and the caller can tell (arguments.is_string()).
+inline json parse_arguments(const json* args) {
+    if (args == nullptr || args->is_null()) return json::object();
+    if (!args->is_string()) return *args;
+    const std::string& s = args->get_ref<const std::string&>();
+    if (s.find_first_not_of(" \t\r\n") == std::string::npos) return json::object();
+    json parsed = parse_json(s);
+    return parsed.is_discarded() ? json(s) : parsed;
+}
+
+inline Result<HttpRequest> openai_encode_body(const OpenAIWire& w, const ChatRequest& req) {
+    if (auto bad = check_request_knobs(req.max_tokens, req.temperature, !req.messages.empty(), w.provider)) return *bad;
+    json body = json::object();
+    if (w.send_model) body["model"] = w.model;
+    json messages = json::array();
+    for (std::size_t i = 0; i < req.messages.size(); ++i) {
+        const Message& m = req.messages[i];
+        const std::string at = "messages[" + std::to_string(i) + "]";
+        switch (m.role) {
+            case Role::system:
+            case Role::user:
+                messages.push_back({{"role", to_string(m.role)}, {"content", m.content}});
+                break;
+            case Role::assistant: {
+                json a = {{"role", "assistant"}};
+                if (m.tool_calls.empty()) {
+                    a["content"] = m.content;
+                } else {
+                    a["content"] = m.content.empty() ? json(nullptr) : json(m.content);
+                    json calls = json::array();
+                    for (const ToolCall& c : m.tool_calls) {
+                        if (c.id.empty())
+                            return unsendable(w.provider, at + ": tool call '" + c.name +
+                                                              "' has no id; the tool result must refer to one");
+                        calls.push_back({{"id", c.id},
+                                         {"type", "function"},
+                                         {"function", {{"name", c.name}, {"arguments", arguments_text(c.arguments)}}}});
+                    }
+                    a["tool_calls"] = std::move(calls);
+                }
+                messages.push_back(std::move(a));
+                break;
+            }
+            case Role::tool:
+                if (m.tool_call_id.empty())
+                    return unsendable(w.provider, at + ": a tool result needs the tool_call_id it answers");
+                messages.push_back({{"role", "tool"}, {"tool_call_id", m.tool_call_id}, {"content", m.content}});
+                break;
+        }
+    }
+    body["messages"] = std::move(messages);
+
+    if (auto mt = req.max_tokens ? req.max_tokens : w.max_tokens)
+        body[w.max_completion_tokens ? "max_completion_tokens" : "max_tokens"] = *mt;
+    if (req.temperature) body["temperature"] = *req.temperature;
+    if (!req.stop.empty()) {
+        if (w.max_stop != 0 && req.stop.size() > w.max_stop)
+            return unsendable(w.provider, "at most " + std::to_string(w.max_stop) + " stop sequences are accepted, got " +
+                                              std::to_string(req.stop.size()));
+        body["stop"] = req.stop;
+    }
+    if (!req.tools.empty()) {
+        json tools = json::array();
+        for (const Tool& t : req.tools) {
+            if (!valid_function_name(t.name))
+                return unsendable(w.provider, "tool name '" + clean_message(t.name, {}, 80) +
+                                                  "' must be 1-64 characters of [A-Za-z0-9_-]");
+            json fn = {{"name", t.name}, {"parameters", t.parameters}};
+            if (!t.description.empty()) fn["description"] = t.description;
+            tools.push_back({{"type", "function"}, {"function", std::move(fn)}});
+        }
+        body["tools"] = std::move(tools);
+    }
+    if (req.schema) {
+        if (!valid_function_name(req.schema_name))
+            return unsendable(w.provider, "schema_name '" + clean_message(req.schema_name, {}, 80) +
+                                              "' must be 1-64 characters of [A-Za-z0-9_-]");
+        if (!req.schema->document().is_object())
+            return unsendable(w.provider, "structured output needs a schema that is a JSON object");
+        body["response_format"] = {
+            {"type", "json_schema"},
+            {"json_schema", {{"name", req.schema_name}, {"schema", req.schema->document()}, {"strict", true}}}};
+    }
+
+    Result<std::string> text = dump_body(body, w.provider);
+    if (!text) return std::move(text).error();
+    HttpRequest http;
+    http.url = w.url;
+    http.headers = w.headers;
+    http.body = std::move(*text);
+    return http;
+}
+
+inline Result<HttpRequest> openai_encode(const OpenAIWire& w, const ChatRequest& req) {
+    try {
+        return openai_encode_body(w, req);
+    } catch (const json::type_error&) {  // tool-call arguments holding text that is not UTF-8
+        return unsendable(w.provider, "the request contains text that is not valid UTF-8");
+    }
+}
+
+/// The text of a message's content: a string, null, or (some compatible
+/// servers) an array of {"type":"text","text"} parts.
+inline std::string content_text(const json* content) {
+    if (content == nullptr || content->is_null()) return {};
+    if (content->is_string()) return content->get<std::string>();
+    std::string out;
+    if (content->is_array())
+        for (const json& part : *content)
+            if (string_at(part, "type") == "text") out += string_at(part, "text");
+    return out;
+}
+
+inline FinishReason openai_finish(const std::string& finish, bool has_calls) {
+    if (finish == "stop") return has_calls ? FinishReason::tool_calls : FinishReason::stop;
+    if (finish == "length") return FinishReason::length;
+    if (finish == "tool_calls" || finish == "function_call") return FinishReason::tool_calls;
+    if (finish == "content_filter") return FinishReason::content_filter;
+    return has_calls ? FinishReason::tool_calls : FinishReason::other;
+}
+
+inline Result<ChatResponse> openai_decode_body(const OpenAIWire& w, const ChatRequest& req, const HttpResponse& res) {
+    const std::string& p = w.provider;
+    json body = parse_json(res.body);
+    if (body.is_discarded()) return malformed(p, "response body is not JSON");
+    if (!body.is_object()) return malformed(p, "response body is not a JSON object");
+    const json* choices = member(body, "choices");
+    if (choices == nullptr || !choices->is_array() || choices->empty()) {
+        if (member(body, "error") != nullptr) {
+            ProviderError e = read_error(body);
+            Failure f = malformed(p, "error in a successful response: " + clean_message(e.message, w.secret));
+            f.provider_code = clean_message(e.code.empty() ? e.type : e.code, {}, 80);
+            return f;
+        }
+        return malformed(p, "response has no choices");
+    }
+    const json& choice = (*choices)[0];
+    const json* message = member(choice, "message");
+    if (message == nullptr || !message->is_object()) return malformed(p, "choices[0].message is missing");
+    const std::string finish = string_at(choice, "finish_reason");
+
+    // Policy signals that arrive with HTTP 200: never retried, never failed over.
+    if (const json* refusal = member(*message, "refusal");
+        refusal != nullptr && !refusal->is_null() && !(refusal->is_string() && refusal->get_ref<const std::string&>().empty())) {
+        Failure f = Failure::of(Reason::refusal, refusal->is_string()
+                                                     ? clean_message(refusal->get_ref<const std::string&>(), w.secret)
+                                                     : p + ": the model refused");
+        f.provider_code = "refusal";
+        return f;
+    }
+    if (finish == "content_filter") {
+        Failure f = Failure::of(Reason::content_filter, p + ": the output was blocked by the content filter");
+        f.provider_code = "content_filter";
+        f.category = filtered_categories(member(choice, "content_filter_results"));
+        return f;
+    }
+
+    ChatResponse out;
+    out.text = content_text(member(*message, "content"));
+    if (const json* calls = member(*message, "tool_calls"); calls != nullptr && calls->is_array()) {
+        for (const json& c : *calls) {
+            const json* fn = member(c, "function");
+            std::string name = string_at(fn, "name");
+            if (name.empty()) return malformed(p, "a tool call has no function name");
+            out.tool_calls.push_back({string_at(c, "id"), std::move(name), parse_arguments(member(fn, "arguments"))});
+        }
+    }
+    out.finish_reason = openai_finish(finish, !out.tool_calls.empty());
+    const json* usage = member(body, "usage");
+    out.usage.input_tokens = count_at(usage, "prompt_tokens");
+    out.usage.output_tokens = count_at(usage, "completion_tokens");
+    out.model = string_at(body, "model");
+    if (out.model.empty()) out.model = w.model;
+
+    // A tool round carries no answer yet; the answer comes after the results.
+    if (req.schema && out.tool_calls.empty()) {
+        Result<json> answer = parse_answer(out.text, out.finish_reason == FinishReason::length, p, w.secret);
+        if (!answer) return std::move(answer).error();
+        out.json = std::move(*answer);
+    }
+    return out;
+}
+
+inline Result<ChatResponse> openai_decode(const OpenAIWire& w, const ChatRequest& req, const HttpResponse& res) {
+    try {
+        return openai_decode_body(w, req, res);
+    } catch (const std::exception& e) {
+        return malformed(w.provider, std::string("unexpected response structure (") + e.what() + ")");
+    }
+}
+
+inline void openai_classify(const OpenAIWire& w, const HttpResponse& res, Failure& f) noexcept {
+    try {
+        json body = parse_json(res.body);
+        if (body.is_discarded()) {
+            note_raw_body(res, f, w.provider, w.secret);
+            return;
+        }
+        ProviderError e = read_error(body);
+        if (!e.message.empty()) f.message = clean_message(e.message, w.secret);
+        const std::string code = clean_message(e.code, w.secret, 80);
+        const std::string type = clean_message(e.type, w.secret, 80);
+        if (!code.empty() || !type.empty()) f.provider_code = code.empty() ? type : code;
+        auto is = [&](std::string_view v) { return code == v || type == v; };
+
+        // Billing, not a rate limit: the SDKs retry these, we fail over at once.
+        if (is("insufficient_quota") || is("credit_balance_exhausted") ||
+            std::string_view(code).ends_with("_spend_limit_exceeded")) {
+            reclassify(f, FailureKind::terminal, Reason::quota_exhausted);
+            return;
+        }
+        if (is("context_length_exceeded") || is("exceed_context_size_error") ||
+            (context_status(res.status) && says_context_too_long(e.message))) {
+            reclassify(f, FailureKind::terminal, Reason::context_too_long);
+            return;
+        }
+        // Azure's prompt filter: innererror/content_filter_result in practice,
+        // inner_error/content_filter_results in the 2024-10-21 spec.
+        const json* inner = member(e.error, "innererror");
+        if (inner == nullptr) inner = member(e.error, "inner_error");
+        const std::string inner_code = clean_message(string_at(inner, "code"), w.secret, 80);
+        if (code == "content_filter" || inner_code == "ResponsibleAIPolicyViolation") {
+            reclassify(f, FailureKind::policy, Reason::content_filter);
+            const json* results = member(inner, "content_filter_result");
+            if (results == nullptr) results = member(inner, "content_filter_results");
+            f.category = filtered_categories(results);
+            if (code.empty()) f.provider_code = inner_code;
+            return;
+        }
+        if (is("invalid_prompt")) {  // usage-policy flag on the prompt
+            reclassify(f, FailureKind::policy, Reason::content_filter);
+            return;
+        }
+        if (is("model_not_found") || code == "DeploymentNotFound") {
+            reclassify(f, FailureKind::terminal, Reason::not_found);
+            return;
+        }
+        if (is("server_is_overloaded") || type == "service_unavailable_error" || type == "unavailable_error") {
+            reclassify(f, FailureKind::transient, Reason::overloaded);
+            return;
+        }
+        if (type == "not_supported_error") {  // llama.cpp 501: retrying cannot help
+            reclassify(f, FailureKind::terminal, Reason::bad_request);
+            return;
+        }
+        if (res.status == 429 && !f.retry_after) f.retry_after = wait_hint(e.message);
+    } catch (...) {
+        // Classification is best effort: the generic Failure stands.
+    }
+}
+
+}  // namespace detail
+FAILOVER_END_NAMESPACE
