@@ -32,6 +32,8 @@
 
 using namespace failover;
 using nlohmann::json;
+// Note: with `using namespace failover`, an unqualified system("...") with a
+// string literal calls ::system from <cstdlib>, so these tests qualify it.
 
 namespace {
 
@@ -75,8 +77,7 @@ Failure classified(const A& adapter, int status, const std::string& body) {
     return f;
 }
 
-// A request with these messages (ChatRequest's designated initializers trip
-// GCC 12's -Wmissing-field-initializers, so tests build requests this way).
+// A request with just these messages.
 ChatRequest chat(std::vector<Message> messages) {
     ChatRequest r;
     r.messages = std::move(messages);
@@ -1075,29 +1076,29 @@ TEST_CASE("the API key never appears in a Failure, even when the provider echoes
 // ------------------------------------------------------------------ internals users rely on through messages
 
 TEST_CASE("clean_message strips controls, fixes UTF-8 and cuts at a code point", "[adapters][detail]") {
-    CHECK(detail::clean_message("line one\r\n\tline\x07 two  ", {}) == "line one line two");
-    CHECK(detail::clean_message("bad \xff\xfe byte", {}) == "bad ?? byte");
-    CHECK(detail::clean_message("c1\xc2\x85x", {}) == "c1x");
+    CHECK(detail::wire::clean_message("line one\r\n\tline\x07 two  ", {}) == "line one line two");
+    CHECK(detail::wire::clean_message("bad \xff\xfe byte", {}) == "bad ?? byte");
+    CHECK(detail::wire::clean_message("c1\xc2\x85x", {}) == "c1x");
     const std::string euros = std::string(10, 'a') + "\xe2\x82\xac\xe2\x82\xac";  // a...a€€
-    const std::string cut = detail::clean_message(euros, {}, 12);
+    const std::string cut = detail::wire::clean_message(euros, {}, 12);
     CHECK(cut == std::string(10, 'a') + "...");
     CHECK(valid_utf8(cut));
-    CHECK(detail::clean_message(std::string(1000, 'z'), {}).size() == detail::max_message_bytes + 3);
+    CHECK(detail::wire::clean_message(std::string(1000, 'z'), {}).size() == detail::wire::max_message_bytes + 3);
 }
 
 TEST_CASE("wait hints and Google durations parse to milliseconds", "[adapters][detail]") {
     using std::chrono::milliseconds;
-    CHECK(detail::parse_google_duration("36s") == milliseconds(36000));
-    CHECK(detail::parse_google_duration("0.25s") == milliseconds(250));
-    CHECK_FALSE(detail::parse_google_duration("36").has_value());
-    CHECK_FALSE(detail::parse_google_duration("s").has_value());
-    CHECK_FALSE(detail::parse_google_duration("").has_value());
-    CHECK(detail::wait_hint("Please try again in 20ms.") == milliseconds(20));
-    CHECK(detail::wait_hint("Please try again in 1.5s.") == milliseconds(1500));
-    CHECK(detail::wait_hint("Please try again in 1h2m3s") == milliseconds(3723000));
-    CHECK(detail::wait_hint("Please retry after 86400 seconds.") == milliseconds(86400000));
-    CHECK_FALSE(detail::wait_hint("Please try again later.").has_value());
-    CHECK_FALSE(detail::wait_hint("retry after a while").has_value());
+    CHECK(detail::wire::parse_google_duration("36s") == milliseconds(36000));
+    CHECK(detail::wire::parse_google_duration("0.25s") == milliseconds(250));
+    CHECK_FALSE(detail::wire::parse_google_duration("36").has_value());
+    CHECK_FALSE(detail::wire::parse_google_duration("s").has_value());
+    CHECK_FALSE(detail::wire::parse_google_duration("").has_value());
+    CHECK(detail::wire::wait_hint("Please try again in 20ms.") == milliseconds(20));
+    CHECK(detail::wire::wait_hint("Please try again in 1.5s.") == milliseconds(1500));
+    CHECK(detail::wire::wait_hint("Please try again in 1h2m3s") == milliseconds(3723000));
+    CHECK(detail::wire::wait_hint("Please retry after 86400 seconds.") == milliseconds(86400000));
+    CHECK_FALSE(detail::wire::wait_hint("Please try again later.").has_value());
+    CHECK_FALSE(detail::wire::wait_hint("retry after a while").has_value());
 }
 
 // ------------------------------------------------------------------ local adapters

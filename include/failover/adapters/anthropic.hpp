@@ -59,25 +59,25 @@ public:
     /// Checks the options; throws std::invalid_argument naming the bad field (never the key).
     explicit Anthropic(AnthropicOptions options) : opts_(std::move(options)) {
         constexpr std::string_view name = "Anthropic";
-        if (opts_.model.empty()) detail::config_error(name, "model must not be empty");
+        if (opts_.model.empty()) detail::wire::config_error(name, "model must not be empty");
         if (opts_.max_tokens <= 0)
-            detail::config_error(name, "max_tokens must be positive, got " + std::to_string(opts_.max_tokens));
-        if (opts_.anthropic_version.empty()) detail::config_error(name, "anthropic_version must not be empty");
-        detail::check_key(opts_.api_key, name);
-        detail::check_header("anthropic-version", opts_.anthropic_version, name, "anthropic_version");
-        url_ = detail::resolve_base_url(opts_.base_url, "ANTHROPIC_BASE_URL", default_base_url, name, opts_.api_key) +
+            detail::wire::config_error(name, "max_tokens must be positive, got " + std::to_string(opts_.max_tokens));
+        if (opts_.anthropic_version.empty()) detail::wire::config_error(name, "anthropic_version must not be empty");
+        detail::wire::check_key(opts_.api_key, name);
+        detail::wire::check_header("anthropic-version", opts_.anthropic_version, name, "anthropic_version");
+        url_ = detail::wire::resolve_base_url(opts_.base_url, "ANTHROPIC_BASE_URL", default_base_url, name, opts_.api_key) +
                "/v1/messages";
-        headers_ = detail::json_headers();
+        headers_ = detail::wire::json_headers();
         if (!opts_.api_key.empty()) headers_.emplace_back("x-api-key", opts_.api_key);
         headers_.emplace_back("anthropic-version", opts_.anthropic_version);
-        detail::add_extra_headers(headers_, opts_.extra_headers, name);
+        detail::wire::add_extra_headers(headers_, opts_.extra_headers, name);
     }
 
     /// The request in Messages shape, or bad_request when it cannot be expressed.
     Result<HttpRequest> encode(const ChatRequest& request) const {
         using nlohmann::json;
         constexpr std::string_view p = "anthropic";
-        if (auto bad = detail::check_request_knobs(request.max_tokens, request.temperature, !request.messages.empty(), p))
+        if (auto bad = detail::wire::check_request_knobs(request.max_tokens, request.temperature, !request.messages.empty(), p))
             return *bad;
         json body = {{"model", opts_.model}, {"max_tokens", request.max_tokens.value_or(opts_.max_tokens)}};
 
@@ -102,16 +102,16 @@ public:
                     if (!m.content.empty() || m.tool_calls.empty()) add("assistant", {{"type", "text"}, {"text", m.content}});
                     for (const ToolCall& c : m.tool_calls) {
                         if (c.id.empty())
-                            return detail::unsendable(p, at + ": tool call '" + c.name + "' has no id");
+                            return detail::wire::unsendable(p, at + ": tool call '" + c.name + "' has no id");
                         if (!c.arguments.is_object())
-                            return detail::unsendable(p, at + ": the arguments of tool call '" + c.name +
+                            return detail::wire::unsendable(p, at + ": the arguments of tool call '" + c.name +
                                                              "' are not a JSON object");
                         add("assistant", {{"type", "tool_use"}, {"id", c.id}, {"name", c.name}, {"input", c.arguments}});
                     }
                     break;
                 case Role::tool:
                     if (m.tool_call_id.empty())
-                        return detail::unsendable(p, at + ": a tool result needs the tool_call_id it answers");
+                        return detail::wire::unsendable(p, at + ": a tool result needs the tool_call_id it answers");
                     add("user", {{"type", "tool_result"}, {"tool_use_id", m.tool_call_id}, {"content", m.content}});
                     break;
             }
@@ -128,30 +128,30 @@ public:
             const bool plain = blocks.size() == 1 && blocks[0]["type"] == "text";
             messages.push_back({{"role", role}, {"content", plain ? json(blocks[0]["text"]) : std::move(blocks)}});
         }
-        if (messages.empty()) return detail::unsendable(p, "the request has only system messages");
+        if (messages.empty()) return detail::wire::unsendable(p, "the request has only system messages");
         body["messages"] = std::move(messages);
 
         if (request.temperature) body["temperature"] = *request.temperature;
         if (!request.stop.empty()) body["stop_sequences"] = request.stop;
         json tools = json::array();
         for (const Tool& t : request.tools) {
-            if (!detail::valid_function_name(t.name))
-                return detail::unsendable(p, "tool name '" + detail::clean_message(t.name, {}, 80) +
+            if (!detail::wire::valid_function_name(t.name))
+                return detail::wire::unsendable(p, "tool name '" + detail::wire::clean_message(t.name, {}, 80) +
                                                  "' must be 1-64 characters of [A-Za-z0-9_-]");
             if (request.schema && t.name == request.schema_name)
-                return detail::unsendable(p, "tool '" + t.name + "' has the name of the structured-output tool (schema_name)");
+                return detail::wire::unsendable(p, "tool '" + t.name + "' has the name of the structured-output tool (schema_name)");
             json tool = {{"name", t.name}, {"input_schema", t.parameters}};
             if (!t.description.empty()) tool["description"] = t.description;
             tools.push_back(std::move(tool));
         }
         if (request.schema) {
             const json& doc = request.schema->document();
-            if (!detail::valid_function_name(request.schema_name))
-                return detail::unsendable(p, "schema_name '" + detail::clean_message(request.schema_name, {}, 80) +
+            if (!detail::wire::valid_function_name(request.schema_name))
+                return detail::wire::unsendable(p, "schema_name '" + detail::wire::clean_message(request.schema_name, {}, 80) +
                                                  "' must be 1-64 characters of [A-Za-z0-9_-]");
-            const json* type = detail::member(doc, "type");
+            const json* type = detail::wire::member(doc, "type");
             if (!doc.is_object() || (type != nullptr && *type != "object"))
-                return detail::unsendable(p, "structured output is sent as a tool input, so the schema's root must be "
+                return detail::wire::unsendable(p, "structured output is sent as a tool input, so the schema's root must be "
                                              "an object schema");
             const bool own_tools = !tools.empty();
             tools.push_back({{"name", request.schema_name},
@@ -161,7 +161,7 @@ public:
         }
         if (!tools.empty()) body["tools"] = std::move(tools);
 
-        Result<std::string> text = detail::dump_body(body, p);
+        Result<std::string> text = detail::wire::dump_body(body, p);
         if (!text) return std::move(text).error();
         HttpRequest http;
         http.url = url_;
@@ -175,30 +175,30 @@ public:
         try {
             return decode_body(request, response);
         } catch (const std::exception& e) {
-            return detail::malformed("anthropic", std::string("unexpected response structure (") + e.what() + ")");
+            return detail::wire::malformed("anthropic", std::string("unexpected response structure (") + e.what() + ")");
         }
     }
 
     /// Refines the generic classification of an error response with Anthropic's error types.
     void classify(const HttpResponse& response, Failure& f) const noexcept {
         try {
-            nlohmann::json body = detail::parse_json(response.body);
+            nlohmann::json body = detail::wire::parse_json(response.body);
             if (body.is_discarded()) {
-                detail::note_raw_body(response, f, "anthropic", opts_.api_key);
+                detail::wire::note_raw_body(response, f, "anthropic", opts_.api_key);
                 return;
             }
-            detail::ProviderError e = detail::read_error(body);
-            if (!e.message.empty()) f.message = detail::clean_message(e.message, opts_.api_key);
-            const std::string type = detail::clean_message(e.type, opts_.api_key, 80);
+            detail::wire::ProviderError e = detail::wire::read_error(body);
+            if (!e.message.empty()) f.message = detail::wire::clean_message(e.message, opts_.api_key);
+            const std::string type = detail::wire::clean_message(e.type, opts_.api_key, 80);
             if (!type.empty()) f.provider_code = type;
             if (type == "overloaded_error") {  // API-wide overload (529), not this account
-                detail::reclassify(f, FailureKind::transient, Reason::overloaded);
+                detail::wire::reclassify(f, FailureKind::transient, Reason::overloaded);
             } else if (type == "billing_error") {  // 402
-                detail::reclassify(f, FailureKind::terminal, Reason::quota_exhausted);
-            } else if (detail::context_status(response.status) && detail::says_context_too_long(e.message)) {
-                detail::reclassify(f, FailureKind::terminal, Reason::context_too_long);
+                detail::wire::reclassify(f, FailureKind::terminal, Reason::quota_exhausted);
+            } else if (detail::wire::context_status(response.status) && detail::wire::says_context_too_long(e.message)) {
+                detail::wire::reclassify(f, FailureKind::terminal, Reason::context_too_long);
             } else if (type == "invalid_request_error" && spend_limit(e.message)) {
-                detail::reclassify(f, FailureKind::terminal, Reason::quota_exhausted);
+                detail::wire::reclassify(f, FailureKind::terminal, Reason::quota_exhausted);
             }
         } catch (...) {
             // Classification is best effort: the generic Failure stands.
@@ -216,56 +216,56 @@ private:
     // A spend limit the account owner set answers 400 invalid_request_error.
     // The exact wording is not documented; these phrases are our best match.
     static bool spend_limit(std::string_view message) noexcept {
-        return detail::icontains(message, "spend limit") || detail::icontains(message, "usage limits") ||
-               detail::icontains(message, "credit balance");
+        return detail::wire::icontains(message, "spend limit") || detail::wire::icontains(message, "usage limits") ||
+               detail::wire::icontains(message, "credit balance");
     }
 
     Result<ChatResponse> decode_body(const ChatRequest& request, const HttpResponse& response) const {
         using nlohmann::json;
         constexpr std::string_view p = "anthropic";
-        json body = detail::parse_json(response.body);
-        if (body.is_discarded()) return detail::malformed(p, "response body is not JSON");
-        const json* content = detail::member(body, "content");
+        json body = detail::wire::parse_json(response.body);
+        if (body.is_discarded()) return detail::wire::malformed(p, "response body is not JSON");
+        const json* content = detail::wire::member(body, "content");
         if (content == nullptr || !content->is_array()) {
-            if (detail::member(body, "error") != nullptr) {
-                detail::ProviderError e = detail::read_error(body);
-                Failure f = detail::malformed(p, "error in a successful response: " +
-                                                     detail::clean_message(e.message, opts_.api_key));
-                f.provider_code = detail::clean_message(e.type, {}, 80);
+            if (detail::wire::member(body, "error") != nullptr) {
+                detail::wire::ProviderError e = detail::wire::read_error(body);
+                Failure f = detail::wire::malformed(p, "error in a successful response: " +
+                                                     detail::wire::clean_message(e.message, opts_.api_key));
+                f.provider_code = detail::wire::clean_message(e.type, {}, 80);
                 return f;
             }
-            return detail::malformed(p, "response has no content array");
+            return detail::wire::malformed(p, "response has no content array");
         }
-        const std::string stop = detail::string_at(body, "stop_reason");
+        const std::string stop = detail::wire::string_at(body, "stop_reason");
 
         ChatResponse out;
         const json* answer = nullptr;  // the structured-output tool's input
         for (const json& block : *content) {
-            const std::string type = detail::string_at(block, "type");
+            const std::string type = detail::wire::string_at(block, "type");
             if (type == "text") {
-                out.text += detail::string_at(block, "text");
+                out.text += detail::wire::string_at(block, "text");
             } else if (type == "tool_use") {
-                std::string name = detail::string_at(block, "name");
-                if (name.empty()) return detail::malformed(p, "a tool_use block has no name");
-                const json* input = detail::member(block, "input");
+                std::string name = detail::wire::string_at(block, "name");
+                if (name.empty()) return detail::wire::malformed(p, "a tool_use block has no name");
+                const json* input = detail::wire::member(block, "input");
                 if (request.schema && name == request.schema_name) {
                     answer = input;
                     continue;
                 }
-                out.tool_calls.push_back({detail::string_at(block, "id"), std::move(name),
+                out.tool_calls.push_back({detail::wire::string_at(block, "id"), std::move(name),
                                           input != nullptr && !input->is_null() ? *input : json::object()});
             }
             // thinking and server-tool blocks carry nothing the unified response holds
         }
 
         if (stop == "refusal") {
-            const json* details = detail::member(body, "stop_details");
-            std::string why = detail::string_at(details, "explanation");
+            const json* details = detail::wire::member(body, "stop_details");
+            std::string why = detail::wire::string_at(details, "explanation");
             if (why.empty()) why = out.text;
             Failure f = Failure::of(Reason::refusal, why.empty() ? std::string("anthropic: the model refused")
-                                                                 : detail::clean_message(why, opts_.api_key));
+                                                                 : detail::wire::clean_message(why, opts_.api_key));
             f.provider_code = "refusal";
-            f.category = detail::clean_message(detail::string_at(details, "category"), {}, 80);
+            f.category = detail::wire::clean_message(detail::wire::string_at(details, "category"), {}, 80);
             return f;
         }
         if (stop == "model_context_window_exceeded") {
@@ -279,19 +279,19 @@ private:
         else if (stop == "tool_use") out.finish_reason = FinishReason::tool_calls;
         else out.finish_reason = FinishReason::other;
 
-        const json* usage = detail::member(body, "usage");
+        const json* usage = detail::wire::member(body, "usage");
         // input_tokens excludes cached prompt tokens; the prompt is all three.
-        out.usage.input_tokens = detail::count_at(usage, "input_tokens") +
-                                 detail::count_at(usage, "cache_creation_input_tokens") +
-                                 detail::count_at(usage, "cache_read_input_tokens");
-        out.usage.output_tokens = detail::count_at(usage, "output_tokens");
-        out.model = detail::string_at(body, "model");
+        out.usage.input_tokens = detail::wire::count_at(usage, "input_tokens") +
+                                 detail::wire::count_at(usage, "cache_creation_input_tokens") +
+                                 detail::wire::count_at(usage, "cache_read_input_tokens");
+        out.usage.output_tokens = detail::wire::count_at(usage, "output_tokens");
+        out.model = detail::wire::string_at(body, "model");
         if (out.model.empty()) out.model = opts_.model;
 
         if (request.schema) {
             if (answer != nullptr) {
                 if (stop == "max_tokens")
-                    return detail::malformed(p, "structured output truncated at the output token limit; the JSON is "
+                    return detail::wire::malformed(p, "structured output truncated at the output token limit; the JSON is "
                                                 "incomplete");
                 if (!answer->is_object())
                     return Failure::of(Reason::schema_invalid, "anthropic: the " + request.schema_name +
@@ -301,7 +301,7 @@ private:
                 out.finish_reason = FinishReason::stop;
             } else if (out.tool_calls.empty()) {
                 // The model answered in text instead of calling the tool; accept it if it is JSON.
-                Result<json> parsed = detail::parse_answer(out.text, stop == "max_tokens", p, opts_.api_key);
+                Result<json> parsed = detail::wire::parse_answer(out.text, stop == "max_tokens", p, opts_.api_key);
                 if (!parsed) return std::move(parsed).error();
                 out.json = std::move(*parsed);
             }

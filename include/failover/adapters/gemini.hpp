@@ -63,23 +63,23 @@ public:
     /// Checks the options; throws std::invalid_argument naming the bad field (never the key).
     explicit Gemini(GeminiOptions options) : opts_(std::move(options)) {
         constexpr std::string_view name = "Gemini";
-        detail::check_segment(opts_.model, name, "model", "._-/");
-        detail::check_key(opts_.api_key, name);
-        detail::check_max_tokens(opts_.max_tokens, name);
+        detail::wire::check_segment(opts_.model, name, "model", "._-/");
+        detail::wire::check_key(opts_.api_key, name);
+        detail::wire::check_max_tokens(opts_.max_tokens, name);
         const std::string base =
-            detail::resolve_base_url(opts_.base_url, "GEMINI_BASE_URL", default_base_url, name, opts_.api_key);
+            detail::wire::resolve_base_url(opts_.base_url, "GEMINI_BASE_URL", default_base_url, name, opts_.api_key);
         const bool has_path = opts_.model.find('/') != std::string::npos;
         url_ = base + "/v1beta/" + (has_path ? "" : "models/") + opts_.model + ":generateContent";
-        headers_ = detail::json_headers();
+        headers_ = detail::wire::json_headers();
         if (!opts_.api_key.empty()) headers_.emplace_back("x-goog-api-key", opts_.api_key);
-        detail::add_extra_headers(headers_, opts_.extra_headers, name);
+        detail::wire::add_extra_headers(headers_, opts_.extra_headers, name);
     }
 
     /// The request in generateContent shape, or bad_request when it cannot be expressed.
     Result<HttpRequest> encode(const ChatRequest& request) const {
         using nlohmann::json;
         constexpr std::string_view p = "gemini";
-        if (auto bad = detail::check_request_knobs(request.max_tokens, request.temperature, !request.messages.empty(), p))
+        if (auto bad = detail::wire::check_request_knobs(request.max_tokens, request.temperature, !request.messages.empty(), p))
             return *bad;
         json body = json::object();
         json system_parts = json::array();
@@ -102,7 +102,7 @@ public:
                     if (!m.content.empty() || m.tool_calls.empty()) add("model", {{"text", m.content}});
                     for (const ToolCall& c : m.tool_calls) {
                         if (!c.arguments.is_object())
-                            return detail::unsendable(p, at + ": the arguments of tool call '" + c.name +
+                            return detail::wire::unsendable(p, at + ": the arguments of tool call '" + c.name +
                                                              "' are not a JSON object");
                         json call = {{"name", c.name}, {"args", c.arguments}};
                         if (!c.id.empty()) call["id"] = c.id;
@@ -112,8 +112,8 @@ public:
                 case Role::tool: {
                     std::string tool_name = m.name.empty() ? name_of_call(request, i, m.tool_call_id) : m.name;
                     if (tool_name.empty())
-                        return detail::unsendable(p, at + ": a tool result needs the tool's name (Message::name)");
-                    json result = detail::parse_json(m.content);
+                        return detail::wire::unsendable(p, at + ": a tool result needs the tool's name (Message::name)");
+                    json result = detail::wire::parse_json(m.content);
                     if (!result.is_object()) result = json{{"output", m.content}};
                     json response = {{"name", std::move(tool_name)}, {"response", std::move(result)}};
                     if (!m.tool_call_id.empty()) response["id"] = m.tool_call_id;
@@ -125,7 +125,7 @@ public:
         if (!system_parts.empty()) body["systemInstruction"] = {{"parts", std::move(system_parts)}};
         json contents = json::array();
         for (auto& [role, parts] : turns) contents.push_back({{"role", role}, {"parts", std::move(parts)}});
-        if (contents.empty()) return detail::unsendable(p, "the request has only system messages");
+        if (contents.empty()) return detail::wire::unsendable(p, "the request has only system messages");
         body["contents"] = std::move(contents);
 
         json config = json::object();
@@ -134,7 +134,7 @@ public:
         if (!request.stop.empty()) config["stopSequences"] = request.stop;
         if (request.schema) {
             if (!request.schema->document().is_object())
-                return detail::unsendable(p, "structured output needs a schema that is a JSON object");
+                return detail::wire::unsendable(p, "structured output needs a schema that is a JSON object");
             config["responseMimeType"] = "application/json";
             config["responseJsonSchema"] = request.schema->document();
         }
@@ -143,8 +143,8 @@ public:
         if (!request.tools.empty()) {
             json declarations = json::array();
             for (const Tool& t : request.tools) {
-                if (!detail::valid_function_name(t.name))
-                    return detail::unsendable(p, "tool name '" + detail::clean_message(t.name, {}, 80) +
+                if (!detail::wire::valid_function_name(t.name))
+                    return detail::wire::unsendable(p, "tool name '" + detail::wire::clean_message(t.name, {}, 80) +
                                                      "' must be 1-64 characters of [A-Za-z0-9_-]");
                 json d = {{"name", t.name}, {"parametersJsonSchema", t.parameters}};
                 if (!t.description.empty()) d["description"] = t.description;
@@ -156,7 +156,7 @@ public:
             body["tools"].push_back(std::move(tool));
         }
 
-        Result<std::string> text = detail::dump_body(body, p);
+        Result<std::string> text = detail::wire::dump_body(body, p);
         if (!text) return std::move(text).error();
         HttpRequest http;
         http.url = url_;
@@ -170,32 +170,32 @@ public:
         try {
             return decode_body(request, response);
         } catch (const std::exception& e) {
-            return detail::malformed("gemini", std::string("unexpected response structure (") + e.what() + ")");
+            return detail::wire::malformed("gemini", std::string("unexpected response structure (") + e.what() + ")");
         }
     }
 
     /// Refines the generic classification of an error response with Google's status and details.
     void classify(const HttpResponse& response, Failure& f) const noexcept {
         try {
-            nlohmann::json body = detail::parse_json(response.body);
+            nlohmann::json body = detail::wire::parse_json(response.body);
             if (body.is_discarded()) {
-                detail::note_raw_body(response, f, "gemini", opts_.api_key);
+                detail::wire::note_raw_body(response, f, "gemini", opts_.api_key);
                 return;
             }
-            detail::ProviderError e = detail::read_error(body);
-            if (!e.message.empty()) f.message = detail::clean_message(e.message, opts_.api_key);
-            const std::string status = detail::clean_message(e.status, opts_.api_key, 80);
+            detail::wire::ProviderError e = detail::wire::read_error(body);
+            if (!e.message.empty()) f.message = detail::wire::clean_message(e.message, opts_.api_key);
+            const std::string status = detail::wire::clean_message(e.status, opts_.api_key, 80);
             if (!status.empty()) f.provider_code = status;
-            const nlohmann::json* details = detail::member(e.error, "details");
+            const nlohmann::json* details = detail::wire::member(e.error, "details");
             if (status == "RESOURCE_EXHAUSTED" || (status.empty() && response.status == 429)) {
-                const bool daily = detail::icontains(e.message, "exceeded your current quota") || per_day(details);
-                if (daily) detail::reclassify(f, FailureKind::terminal, Reason::quota_exhausted);
-                else detail::reclassify(f, FailureKind::transient, Reason::rate_limited);
+                const bool daily = detail::wire::icontains(e.message, "exceeded your current quota") || per_day(details);
+                if (daily) detail::wire::reclassify(f, FailureKind::terminal, Reason::quota_exhausted);
+                else detail::wire::reclassify(f, FailureKind::transient, Reason::rate_limited);
                 if (!f.retry_after) f.retry_after = retry_delay(details);
             } else if (status == "UNAVAILABLE") {
-                detail::reclassify(f, FailureKind::transient, Reason::overloaded);
-            } else if (detail::context_status(response.status) && detail::says_context_too_long(e.message)) {
-                detail::reclassify(f, FailureKind::terminal, Reason::context_too_long);
+                detail::wire::reclassify(f, FailureKind::transient, Reason::overloaded);
+            } else if (detail::wire::context_status(response.status) && detail::wire::says_context_too_long(e.message)) {
+                detail::wire::reclassify(f, FailureKind::terminal, Reason::context_too_long);
             }
         } catch (...) {
             // Classification is best effort: the generic Failure stands.
@@ -223,10 +223,10 @@ private:
     static bool per_day(const nlohmann::json* details) {
         if (details == nullptr || !details->is_array()) return false;
         for (const auto& d : *details) {
-            const nlohmann::json* violations = detail::member(d, "violations");
+            const nlohmann::json* violations = detail::wire::member(d, "violations");
             if (violations == nullptr || !violations->is_array()) continue;
             for (const auto& v : *violations)
-                if (detail::string_at(v, "quotaId").find("PerDay") != std::string::npos) return true;
+                if (detail::wire::string_at(v, "quotaId").find("PerDay") != std::string::npos) return true;
         }
         return false;
     }
@@ -235,8 +235,8 @@ private:
     static std::optional<std::chrono::milliseconds> retry_delay(const nlohmann::json* details) {
         if (details == nullptr || !details->is_array()) return std::nullopt;
         for (const auto& d : *details) {
-            if (!std::string_view(detail::string_at(d, "@type")).ends_with("google.rpc.RetryInfo")) continue;
-            if (auto ms = detail::parse_google_duration(detail::string_at(d, "retryDelay"))) return ms;
+            if (!std::string_view(detail::wire::string_at(d, "@type")).ends_with("google.rpc.RetryInfo")) continue;
+            if (auto ms = detail::wire::parse_google_duration(detail::wire::string_at(d, "retryDelay"))) return ms;
         }
         return std::nullopt;
     }
@@ -249,33 +249,33 @@ private:
     Result<ChatResponse> decode_body(const ChatRequest& request, const HttpResponse& response) const {
         using nlohmann::json;
         constexpr std::string_view p = "gemini";
-        json body = detail::parse_json(response.body);
-        if (body.is_discarded()) return detail::malformed(p, "response body is not JSON");
-        if (!body.is_object()) return detail::malformed(p, "response body is not a JSON object");
-        const json* candidates = detail::member(body, "candidates");
+        json body = detail::wire::parse_json(response.body);
+        if (body.is_discarded()) return detail::wire::malformed(p, "response body is not JSON");
+        if (!body.is_object()) return detail::wire::malformed(p, "response body is not a JSON object");
+        const json* candidates = detail::wire::member(body, "candidates");
         if (candidates == nullptr || !candidates->is_array() || candidates->empty()) {
-            const json* feedback = detail::member(body, "promptFeedback");
-            const std::string blocked = detail::clean_message(detail::string_at(feedback, "blockReason"), {}, 80);
+            const json* feedback = detail::wire::member(body, "promptFeedback");
+            const std::string blocked = detail::wire::clean_message(detail::wire::string_at(feedback, "blockReason"), {}, 80);
             if (!blocked.empty()) {
-                std::string why = detail::string_at(feedback, "blockReasonMessage");
+                std::string why = detail::wire::string_at(feedback, "blockReasonMessage");
                 Failure f = Failure::of(Reason::content_filter,
                                         why.empty() ? "gemini: the prompt was blocked (" + blocked + ")"
-                                                    : detail::clean_message(why, opts_.api_key));
+                                                    : detail::wire::clean_message(why, opts_.api_key));
                 f.provider_code = blocked;
                 f.category = blocked;
                 return f;
             }
-            if (detail::member(body, "error") != nullptr) {
-                detail::ProviderError e = detail::read_error(body);
-                Failure f = detail::malformed(p, "error in a successful response: " +
-                                                     detail::clean_message(e.message, opts_.api_key));
-                f.provider_code = detail::clean_message(e.status, {}, 80);
+            if (detail::wire::member(body, "error") != nullptr) {
+                detail::wire::ProviderError e = detail::wire::read_error(body);
+                Failure f = detail::wire::malformed(p, "error in a successful response: " +
+                                                     detail::wire::clean_message(e.message, opts_.api_key));
+                f.provider_code = detail::wire::clean_message(e.status, {}, 80);
                 return f;
             }
-            return detail::malformed(p, "response has no candidates");
+            return detail::wire::malformed(p, "response has no candidates");
         }
         const json& candidate = (*candidates)[0];
-        const std::string finish = detail::clean_message(detail::string_at(candidate, "finishReason"), {}, 80);
+        const std::string finish = detail::wire::clean_message(detail::wire::string_at(candidate, "finishReason"), {}, 80);
         if (policy_finish(finish)) {
             Failure f = Failure::of(Reason::content_filter, "gemini: the answer was stopped (finishReason " + finish + ")");
             f.provider_code = finish;
@@ -284,17 +284,17 @@ private:
         }
 
         ChatResponse out;
-        const json* parts = detail::member(detail::member(candidate, "content"), "parts");
+        const json* parts = detail::wire::member(detail::wire::member(candidate, "content"), "parts");
         if (parts != nullptr && parts->is_array()) {
             for (const json& part : *parts) {
-                if (const json* call = detail::member(part, "functionCall")) {
-                    std::string name = detail::string_at(call, "name");
-                    if (name.empty()) return detail::malformed(p, "a functionCall part has no name");
-                    const json* args = detail::member(call, "args");
-                    out.tool_calls.push_back({detail::string_at(call, "id"), std::move(name),
+                if (const json* call = detail::wire::member(part, "functionCall")) {
+                    std::string name = detail::wire::string_at(call, "name");
+                    if (name.empty()) return detail::wire::malformed(p, "a functionCall part has no name");
+                    const json* args = detail::wire::member(call, "args");
+                    out.tool_calls.push_back({detail::wire::string_at(call, "id"), std::move(name),
                                               args != nullptr && !args->is_null() ? *args : json::object()});
-                } else if (!detail::flag_at(&part, "thought")) {  // thought summaries are not the answer
-                    out.text += detail::string_at(part, "text");
+                } else if (!detail::wire::flag_at(&part, "thought")) {  // thought summaries are not the answer
+                    out.text += detail::wire::string_at(part, "text");
                 }
             }
         }
@@ -302,16 +302,16 @@ private:
         else if (finish == "MAX_TOKENS") out.finish_reason = FinishReason::length;
         else out.finish_reason = FinishReason::other;
 
-        const json* usage = detail::member(body, "usageMetadata");
-        out.usage.input_tokens = detail::count_at(usage, "promptTokenCount");
+        const json* usage = detail::wire::member(body, "usageMetadata");
+        out.usage.input_tokens = detail::wire::count_at(usage, "promptTokenCount");
         // Thinking tokens are output the caller pays for.
-        out.usage.output_tokens = detail::count_at(usage, "candidatesTokenCount") +
-                                  detail::count_at(usage, "thoughtsTokenCount");
-        out.model = detail::string_at(body, "modelVersion");
+        out.usage.output_tokens = detail::wire::count_at(usage, "candidatesTokenCount") +
+                                  detail::wire::count_at(usage, "thoughtsTokenCount");
+        out.model = detail::wire::string_at(body, "modelVersion");
         if (out.model.empty()) out.model = opts_.model;
 
         if (request.schema && out.tool_calls.empty()) {
-            Result<json> parsed = detail::parse_answer(out.text, finish == "MAX_TOKENS", p, opts_.api_key);
+            Result<json> parsed = detail::wire::parse_answer(out.text, finish == "MAX_TOKENS", p, opts_.api_key);
             if (!parsed) return std::move(parsed).error();
             out.json = std::move(*parsed);
         }

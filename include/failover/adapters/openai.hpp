@@ -52,11 +52,11 @@ public:
     /// Checks the options; throws std::invalid_argument naming the bad field (never the key).
     explicit OpenAI(OpenAIOptions options) {
         constexpr std::string_view name = "OpenAI";
-        if (options.model.empty()) detail::config_error(name, "model must not be empty");
-        detail::check_key(options.api_key, name);
-        detail::check_max_tokens(options.max_tokens, name);
+        if (options.model.empty()) detail::wire::config_error(name, "model must not be empty");
+        detail::wire::check_key(options.api_key, name);
+        detail::wire::check_max_tokens(options.max_tokens, name);
         const std::string base =
-            detail::resolve_base_url(options.base_url, "OPENAI_BASE_URL", default_base_url, name, options.api_key);
+            detail::wire::resolve_base_url(options.base_url, "OPENAI_BASE_URL", default_base_url, name, options.api_key);
         wire_.provider = "openai";
         wire_.model = options.model;
         wire_.url = base + "/chat/completions";
@@ -64,30 +64,30 @@ public:
         wire_.max_tokens = options.max_tokens;
         wire_.max_completion_tokens = true;
         wire_.max_stop = 4;
-        wire_.headers = detail::json_headers();
+        wire_.headers = detail::wire::json_headers();
         if (!options.api_key.empty()) wire_.headers.emplace_back("Authorization", "Bearer " + options.api_key);
         if (!options.organization.empty()) {
-            detail::check_header("OpenAI-Organization", options.organization, name, "organization");
+            detail::wire::check_header("OpenAI-Organization", options.organization, name, "organization");
             wire_.headers.emplace_back("OpenAI-Organization", options.organization);
         }
         if (!options.project.empty()) {
-            detail::check_header("OpenAI-Project", options.project, name, "project");
+            detail::wire::check_header("OpenAI-Project", options.project, name, "project");
             wire_.headers.emplace_back("OpenAI-Project", options.project);
         }
-        detail::add_extra_headers(wire_.headers, options.extra_headers, name);
+        detail::wire::add_extra_headers(wire_.headers, options.extra_headers, name);
     }
 
     /// The request in Chat Completions shape, or bad_request when it cannot be expressed.
-    Result<HttpRequest> encode(const ChatRequest& request) const { return detail::openai_encode(wire_, request); }
+    Result<HttpRequest> encode(const ChatRequest& request) const { return detail::wire::openai_encode(wire_, request); }
 
     /// The normalised answer of a 2xx response; refusals and filtered output are policy failures.
     Result<ChatResponse> decode(const ChatRequest& request, const HttpResponse& response) const {
-        return detail::openai_decode(wire_, request, response);
+        return detail::wire::openai_decode(wire_, request, response);
     }
 
     /// Refines the generic classification of an error response with OpenAI's error codes.
     void classify(const HttpResponse& response, Failure& failure) const noexcept {
-        detail::openai_classify(wire_, response, failure);
+        detail::wire::openai_classify(wire_, response, failure);
     }
 
     /// "openai", the OpenTelemetry gen_ai.system value.
@@ -98,7 +98,7 @@ public:
     std::string_view endpoint() const noexcept { return wire_.url; }
 
 private:
-    detail::OpenAIWire wire_;
+    detail::wire::OpenAIWire wire_;
 };
 
 static_assert(HttpAdapter<OpenAI>, "OpenAI must satisfy HttpAdapter");

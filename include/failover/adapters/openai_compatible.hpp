@@ -60,22 +60,22 @@ class OpenAICompatible {
 public:
     /// Checks the options; throws std::invalid_argument naming the bad field (never the key).
     explicit OpenAICompatible(OpenAICompatibleOptions options) {
-        const std::string name = "OpenAICompatible(" + detail::clean_message(options.provider, {}, 40) + ")";
-        if (options.base_url.empty()) detail::config_error(name, "base_url must be set (e.g. http://127.0.0.1:11434/v1)");
-        if (options.model.empty()) detail::config_error(name, "model must not be empty");
-        if (options.provider.empty()) detail::config_error(name, "provider must not be empty");
-        detail::check_key(options.api_key, name);
-        detail::check_max_tokens(options.max_tokens, name);
-        const std::string base = detail::check_base_url(options.base_url, name, "base_url", options.api_key);
+        const std::string name = "OpenAICompatible(" + detail::wire::clean_message(options.provider, {}, 40) + ")";
+        if (options.base_url.empty()) detail::wire::config_error(name, "base_url must be set (e.g. http://127.0.0.1:11434/v1)");
+        if (options.model.empty()) detail::wire::config_error(name, "model must not be empty");
+        if (options.provider.empty()) detail::wire::config_error(name, "provider must not be empty");
+        detail::wire::check_key(options.api_key, name);
+        detail::wire::check_max_tokens(options.max_tokens, name);
+        const std::string base = detail::wire::check_base_url(options.base_url, name, "base_url", options.api_key);
         wire_.provider = std::move(options.provider);
         wire_.model = std::move(options.model);
         wire_.url = base + "/chat/completions";
         wire_.secret = options.api_key;
         wire_.max_tokens = options.max_tokens;
         wire_.max_completion_tokens = false;
-        wire_.headers = detail::json_headers();
+        wire_.headers = detail::wire::json_headers();
         if (!options.api_key.empty()) wire_.headers.emplace_back("Authorization", "Bearer " + options.api_key);
-        detail::add_extra_headers(wire_.headers, options.extra_headers, name);
+        detail::wire::add_extra_headers(wire_.headers, options.extra_headers, name);
     }
 
     /// Azure OpenAI: .../openai/deployments/{deployment}/chat/completions?api-version=...,
@@ -83,19 +83,19 @@ public:
     static OpenAICompatible azure(AzureOpenAIOptions options) {
         constexpr std::string_view name = "OpenAICompatible::azure";
         if (options.resource.empty() == options.base_url.empty())
-            detail::config_error(name, "set exactly one of resource and base_url");
+            detail::wire::config_error(name, "set exactly one of resource and base_url");
         std::string base;
         if (!options.resource.empty()) {
-            detail::check_segment(options.resource, name, "resource", "-");
+            detail::wire::check_segment(options.resource, name, "resource", "-");
             base = "https://" + options.resource + ".openai.azure.com";
         } else {
-            base = detail::check_base_url(options.base_url, name, "base_url", options.api_key);
+            base = detail::wire::check_base_url(options.base_url, name, "base_url", options.api_key);
         }
-        detail::check_segment(options.deployment, name, "deployment", "._-");
-        detail::check_segment(options.api_version, name, "api_version", ".-");
-        detail::check_key(options.api_key, name);
-        detail::check_max_tokens(options.max_tokens, name);
-        detail::OpenAIWire w;
+        detail::wire::check_segment(options.deployment, name, "deployment", "._-");
+        detail::wire::check_segment(options.api_version, name, "api_version", ".-");
+        detail::wire::check_key(options.api_key, name);
+        detail::wire::check_max_tokens(options.max_tokens, name);
+        detail::wire::OpenAIWire w;
         w.provider = "azure_openai";
         w.model = options.deployment;
         w.url = base + "/openai/deployments/" + options.deployment + "/chat/completions?api-version=" +
@@ -105,9 +105,9 @@ public:
         w.max_completion_tokens = true;
         w.max_tokens = options.max_tokens;
         w.max_stop = 4;
-        w.headers = detail::json_headers();
+        w.headers = detail::wire::json_headers();
         if (!options.api_key.empty()) w.headers.emplace_back("api-key", options.api_key);
-        detail::add_extra_headers(w.headers, options.extra_headers, name);
+        detail::wire::add_extra_headers(w.headers, options.extra_headers, name);
         return OpenAICompatible(std::move(w), Preset{});
     }
 
@@ -143,16 +143,16 @@ public:
     }
 
     /// The request in Chat Completions shape, or bad_request when it cannot be expressed.
-    Result<HttpRequest> encode(const ChatRequest& request) const { return detail::openai_encode(wire_, request); }
+    Result<HttpRequest> encode(const ChatRequest& request) const { return detail::wire::openai_encode(wire_, request); }
 
     /// The normalised answer of a 2xx response; refusals and filtered output are policy failures.
     Result<ChatResponse> decode(const ChatRequest& request, const HttpResponse& response) const {
-        return detail::openai_decode(wire_, request, response);
+        return detail::wire::openai_decode(wire_, request, response);
     }
 
     /// Refines the generic classification of an error response (OpenAI, Azure and local-server codes).
     void classify(const HttpResponse& response, Failure& failure) const noexcept {
-        detail::openai_classify(wire_, response, failure);
+        detail::wire::openai_classify(wire_, response, failure);
     }
 
     /// gen_ai.system: "openai_compatible", "azure_openai", "ollama", "vllm", "llama_cpp", "openrouter", or the option.
@@ -164,9 +164,9 @@ public:
 
 private:
     struct Preset {};
-    OpenAICompatible(detail::OpenAIWire wire, Preset) : wire_(std::move(wire)) {}
+    OpenAICompatible(detail::wire::OpenAIWire wire, Preset) : wire_(std::move(wire)) {}
 
-    detail::OpenAIWire wire_;
+    detail::wire::OpenAIWire wire_;
 };
 
 static_assert(HttpAdapter<OpenAICompatible>, "OpenAICompatible must satisfy HttpAdapter");

@@ -42,7 +42,7 @@ FAILOVER_BEGIN_NAMESPACE
 class StaticReply {
 public:
     /// The reply every request gets.
-    explicit StaticReply(std::string text) : text_(std::move(text)), json_(detail::parse_json(text_)) {}
+    explicit StaticReply(std::string text) : text_(std::move(text)), json_(detail::wire::parse_json(text_)) {}
 
     /// The canned answer.
     Result<ChatResponse> respond(const ChatRequest& request) const {

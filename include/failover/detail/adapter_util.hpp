@@ -6,7 +6,8 @@
 // ends up in a Failure is cleaned by clean_message(): the API key redacted,
 // control characters and invalid UTF-8 removed, cut at a code-point boundary.
 // Constructors call the check_* helpers, which throw std::invalid_argument
-// naming the field and, except for secrets, its value.
+// naming the field and, except for secrets, its value. The namespace is
+// detail::wire so these names cannot collide with other internals of detail.
 #pragma once
 
 #include <algorithm>
@@ -29,7 +30,7 @@
 #include "failover/version.hpp"
 
 FAILOVER_BEGIN_NAMESPACE
-namespace detail {
+namespace detail::wire {
 
 using json = nlohmann::json;
 
@@ -526,5 +527,5 @@ inline void check_key(std::string_view key, std::string_view adapter) {
         config_error(adapter, "api_key contains a line break or NUL");
 }
 
-}  // namespace detail
+}  // namespace detail::wire
 FAILOVER_END_NAMESPACE

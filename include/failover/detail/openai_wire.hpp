@@ -24,7 +24,7 @@
 #include "failover/version.hpp"
 
 FAILOVER_BEGIN_NAMESPACE
-namespace detail {
+namespace detail::wire {
 
 /// Everything that differs between Chat Completions endpoints.
 struct OpenAIWire {
@@ -299,5 +299,5 @@ inline void openai_classify(const OpenAIWire& w, const HttpResponse& res, Failur
     }
 }
 
-}  // namespace detail
+}  // namespace detail::wire
 FAILOVER_END_NAMESPACE
