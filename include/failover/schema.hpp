@@ -3,12 +3,28 @@
 // threads. The only public header that includes valijson. Parsing a bad schema
 // throws std::invalid_argument with valijson's reason; validation never throws
 // and returns every error with the JSON pointer of the offending value.
+// valijson recurses once per nesting level, so parse() rejects schemas and
+// validate() refuses values nested deeper than Schema::max_depth instead of
+// overflowing the stack; and parse() compiles every `pattern` up front, so a
+// bad regular expression fails there rather than on each validation.
 #pragma once
 
+// Without this valijson prints and calls abort() on a bad schema. Its CMake
+// target defines it; a build that only adds the include path would not.
+#ifndef VALIJSON_USE_EXCEPTIONS
+#define VALIJSON_USE_EXCEPTIONS 1
+#elif !VALIJSON_USE_EXCEPTIONS
+#error "failover/schema.hpp needs VALIJSON_USE_EXCEPTIONS=1: without it valijson aborts on a bad schema"
+#endif
+
+#include <algorithm>
+#include <cstddef>
 #include <memory>
+#include <regex>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -31,6 +47,9 @@ public:
         std::string message;
     };
 
+    /// Deepest nesting of objects and arrays accepted in a schema or a validated value.
+    static constexpr std::size_t max_depth = 128;
+
     /// Compiles a schema from JSON text. Throws std::invalid_argument naming the problem.
     /// @code
     /// auto s = failover::Schema::parse(R"({"type":"object","required":["total"]})");
@@ -52,6 +71,10 @@ public:
         if (!doc.is_object() && !doc.is_boolean())
             throw std::invalid_argument("failover: schema: must be a JSON object or boolean, got " +
                                         std::string(doc.type_name()));
+        if (depth_of(doc) > max_depth)
+            throw std::invalid_argument("failover: schema: nested deeper than " + std::to_string(max_depth) +
+                                        " levels");
+        check_patterns(doc, "");
         auto s = std::shared_ptr<Schema>(new Schema(std::move(doc)));
         try {
             valijson::SchemaParser parser(valijson::SchemaParser::kDraft7);
@@ -66,6 +89,14 @@ public:
     /// Every way `value` breaks the schema; empty when it is valid.
     std::vector<Error> validate(const nlohmann::json& value) const {
         std::vector<Error> out;
+        if (depth_of(value) > max_depth) {
+            out.push_back({"", "value nested deeper than " + std::to_string(max_depth) + " levels; not validated"});
+            return out;
+        }
+        if (doc_.is_boolean()) {  // valijson ignores a boolean root schema
+            if (!doc_.get<bool>()) out.push_back({"", "the schema is false: no value is valid"});
+            return out;
+        }
         valijson::Validator validator;
         valijson::ValidationResults results;
         valijson::adapters::NlohmannJsonAdapter target(value);
@@ -77,6 +108,8 @@ public:
         }
         valijson::ValidationResults::Error err;
         while (results.popError(err)) out.push_back({to_pointer(err.context), err.description});
+        // A failed validation must never read as "no errors".
+        if (out.empty()) out.push_back({"", "value does not match the schema"});
         return out;
     }
 
@@ -89,6 +122,16 @@ public:
 private:
     explicit Schema(nlohmann::json doc) : doc_(std::move(doc)), compiled_(std::make_unique<valijson::Schema>()) {}
 
+    // Appends one RFC 6901 reference token ("/" + key with '~' and '/' escaped).
+    static void append_token(std::string& p, std::string_view key) {
+        p += '/';
+        for (char c : key) {
+            if (c == '~') p += "~0";
+            else if (c == '/') p += "~1";
+            else p += c;
+        }
+    }
+
     // valijson's context is {"<root>", "[key]", "[0]", ...}; RFC 6901 wants "/key/0".
     static std::string to_pointer(const std::vector<std::string>& ctx) {
         std::string p;
@@ -96,14 +139,64 @@ private:
             if (part == "<root>") continue;
             std::string_view seg = part;
             if (seg.size() >= 2 && seg.front() == '[' && seg.back() == ']') seg = seg.substr(1, seg.size() - 2);
-            p += '/';
-            for (char c : seg) {
-                if (c == '~') p += "~0";
-                else if (c == '/') p += "~1";
-                else p += c;
-            }
+            append_token(p, seg);
         }
         return p;
+    }
+
+    // Nesting depth of objects and arrays (a scalar is 0), without recursion;
+    // stops counting once past max_depth.
+    static std::size_t depth_of(const nlohmann::json& root) {
+        std::vector<std::pair<const nlohmann::json*, std::size_t>> todo{{&root, 1}};
+        std::size_t deepest = 0;
+        while (!todo.empty()) {
+            const auto [node, depth] = todo.back();
+            todo.pop_back();
+            if (!node->is_structured()) continue;
+            deepest = std::max(deepest, depth);
+            if (depth > max_depth) break;
+            for (const auto& child : *node) todo.emplace_back(&child, depth + 1);
+        }
+        return deepest;
+    }
+
+    // Compiles every regular expression the schema holds ('pattern' values and
+    // 'patternProperties' keys) the way valijson will. Values that are data, not
+    // schemas (enum, const, default, examples), are not searched. Depth is
+    // bounded by the max_depth check before it.
+    static void check_patterns(const nlohmann::json& node, const std::string& at) {
+        const auto compile = [](const std::string& re, const std::string& where) {
+            try {
+                std::regex compiled(re);
+            } catch (const std::regex_error& e) {
+                throw std::invalid_argument("failover: schema: invalid regular expression at " + where + " ('" + re +
+                                            "'): " + e.what());
+            }
+        };
+        if (node.is_array()) {
+            for (std::size_t i = 0; i < node.size(); ++i) check_patterns(node[i], at + "/" + std::to_string(i));
+            return;
+        }
+        if (!node.is_object()) return;
+        for (const auto& [key, value] : node.items()) {
+            std::string here = at;
+            append_token(here, key);
+            if (key == "enum" || key == "const" || key == "default" || key == "examples") continue;
+            if (key == "pattern" && value.is_string()) {
+                compile(value.get<std::string>(), here);
+            } else if ((key == "properties" || key == "patternProperties" || key == "definitions" ||
+                        key == "$defs" || key == "dependencies") &&
+                       value.is_object()) {
+                for (const auto& [name, sub] : value.items()) {
+                    std::string sub_at = here;
+                    append_token(sub_at, name);
+                    if (key == "patternProperties") compile(name, sub_at);
+                    check_patterns(sub, sub_at);
+                }
+            } else {
+                check_patterns(value, here);
+            }
+        }
     }
 
     nlohmann::json doc_;
