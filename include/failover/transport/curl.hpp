@@ -1,0 +1,560 @@
+// SPDX-License-Identifier: MIT
+// CurlTransport: the libcurl implementation of the Transport concept, and the
+// only header that includes <curl/curl.h>. One instance serves many threads at
+// once. Connections are kept alive and reused: each call borrows an easy handle
+// from a pool (a handle keeps its own idle connections between calls, and is
+// used by one thread at a time), and all handles share one DNS cache and one
+// TLS session cache through a CURLSH with a mutex per lock kind. The
+// connection cache itself is deliberately not put in the share: libcurl 7.88
+// documents sharing connections between concurrent threads as unsupported.
+//
+// What the transport reports is only what happened on the wire. Any HTTP
+// status is a response (status classification is the classifier's job); a
+// connect/reset/TLS error, a timeout, a truncated or non-HTTP reply, or a body
+// larger than CurlOptions::max_response_bytes is a classified Failure. The
+// size limit is enforced while reading, so an oversized body never sits in
+// memory. A TLS certificate verification failure is reason connection with
+// kind terminal: retrying the same route cannot fix a certificate. Failure
+// messages name the host, never the query string or any header value (API
+// keys travel in both).
+#pragma once
+
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "failover/config.hpp"
+#include "failover/failure.hpp"
+#include "failover/transport.hpp"
+#include "failover/version.hpp"
+
+FAILOVER_BEGIN_NAMESPACE
+
+/// Settings of a CurlTransport. A plain value; durations accept any std::chrono duration.
+/// Proxies come from the standard environment variables (http_proxy, https_proxy, no_proxy).
+struct CurlOptions {
+    /// Largest response body kept in memory; a larger one fails as response_too_large.
+    std::size_t max_response_bytes = FAILOVER_MAX_RESPONSE_BYTES;
+    /// Verify the server's certificate and host name. Turn off only for local test servers.
+    bool verify_tls = true;
+    /// CA bundle file; empty uses libcurl's default store.
+    std::string ca_bundle;
+    /// Follow 3xx redirects (LLM APIs do not redirect; a redirect usually means a wrong base URL).
+    bool follow_redirects = false;
+    /// Redirect hops allowed when follow_redirects is on.
+    long max_redirects = 3;
+    /// User-Agent header; empty sends none. A request's own User-Agent header wins.
+    std::string user_agent = "failover/" + std::to_string(FAILOVER_VERSION_MAJOR) + "." +
+                             std::to_string(FAILOVER_VERSION_MINOR) + "." + std::to_string(FAILOVER_VERSION_PATCH);
+    /// Easy handles (each with its idle connections) kept for reuse; extra concurrent calls get
+    /// a temporary handle that is closed afterwards.
+    std::size_t max_pooled_handles = 32;
+    /// Ask for gzip/deflate/brotli bodies; the size limit applies to the decoded bytes.
+    bool accept_compressed = true;
+    /// Idle time before TCP keep-alive probes on open connections; zero turns probes off.
+    std::chrono::duration<double> tcp_keepalive = std::chrono::seconds(30);
+    /// Connections idle longer than this are not reused (libcurl's default is 118 s); zero never reuses.
+    std::chrono::duration<double> max_idle_connection = std::chrono::seconds(118);
+};
+
+namespace detail {
+
+/// curl_global_init exactly once per process, cleaned up at exit.
+class CurlGlobal {
+public:
+    CurlGlobal() noexcept : ok_(curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK) {}
+    ~CurlGlobal() {
+        if (ok_) curl_global_cleanup();
+    }
+    CurlGlobal(const CurlGlobal&) = delete;
+    CurlGlobal& operator=(const CurlGlobal&) = delete;
+    bool ok() const noexcept { return ok_; }
+
+private:
+    bool ok_;
+};
+
+inline void ensure_curl_global() {
+    static const CurlGlobal global;
+    if (!global.ok()) throw std::runtime_error("failover: CurlTransport: curl_global_init failed");
+}
+
+struct CurlEasyDeleter {
+    void operator()(CURL* h) const noexcept { curl_easy_cleanup(h); }
+};
+struct CurlSlistDeleter {
+    void operator()(curl_slist* l) const noexcept { curl_slist_free_all(l); }
+};
+struct CurlShareDeleter {
+    void operator()(CURLSH* s) const noexcept { curl_share_cleanup(s); }
+};
+using CurlEasyPtr = std::unique_ptr<CURL, CurlEasyDeleter>;
+using CurlSlistPtr = std::unique_ptr<curl_slist, CurlSlistDeleter>;
+
+/// A CURLSH sharing DNS and TLS sessions, with one mutex per kind of shared data.
+/// Not movable: libcurl holds a pointer to it.
+class CurlShare {
+public:
+    CurlShare() : handle_(curl_share_init()) {
+        if (!handle_) throw std::runtime_error("failover: CurlTransport: curl_share_init failed");
+        CURLSH* s = handle_.get();
+        bool ok = curl_share_setopt(s, CURLSHOPT_LOCKFUNC, &CurlShare::lock) == CURLSHE_OK &&
+                  curl_share_setopt(s, CURLSHOPT_UNLOCKFUNC, &CurlShare::unlock) == CURLSHE_OK &&
+                  curl_share_setopt(s, CURLSHOPT_USERDATA, static_cast<void*>(this)) == CURLSHE_OK &&
+                  curl_share_setopt(s, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) == CURLSHE_OK;
+        // TLS session sharing is optional (a libcurl built without TLS refuses it).
+        curl_share_setopt(s, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+        if (!ok) throw std::runtime_error("failover: CurlTransport: curl_share_setopt failed");
+    }
+    CurlShare(const CurlShare&) = delete;
+    CurlShare& operator=(const CurlShare&) = delete;
+
+    CURLSH* get() const noexcept { return handle_.get(); }
+
+private:
+    static void lock(CURL*, curl_lock_data data, curl_lock_access, void* self) noexcept {
+        static_cast<CurlShare*>(self)->mutex_for(data).lock();
+    }
+    static void unlock(CURL*, curl_lock_data data, void* self) noexcept {
+        static_cast<CurlShare*>(self)->mutex_for(data).unlock();
+    }
+    std::mutex& mutex_for(curl_lock_data data) noexcept {
+        auto i = static_cast<std::size_t>(data);
+        return locks_[i < locks_.size() ? i : 0];
+    }
+
+    std::array<std::mutex, CURL_LOCK_DATA_LAST> locks_;
+    // Declared last so it is cleaned up first, while the mutexes still exist.
+    std::unique_ptr<CURLSH, CurlShareDeleter> handle_;
+};
+
+/// Everything a CurlTransport owns, kept at a stable address so the transport can move.
+class CurlState {
+public:
+    explicit CurlState(CurlOptions o) : options(std::move(o)) { free_.reserve(options.max_pooled_handles); }
+    CurlState(const CurlState&) = delete;
+    CurlState& operator=(const CurlState&) = delete;
+
+    /// A handle for one transfer: a pooled one (with its live connections) or a new one.
+    CurlEasyPtr acquire() {
+        {
+            std::lock_guard lock(mutex_);
+            if (!free_.empty()) {
+                CurlEasyPtr h = std::move(free_.back());
+                free_.pop_back();
+                return h;
+            }
+        }
+        CurlEasyPtr h(curl_easy_init());
+        // The share survives curl_easy_reset, so it is attached once per handle.
+        if (h) curl_easy_setopt(h.get(), CURLOPT_SHARE, share_.get());
+        return h;
+    }
+
+    /// Gives a handle back; beyond max_pooled_handles it is closed with its connections.
+    void release(CurlEasyPtr h) noexcept {
+        std::unique_lock lock(mutex_);
+        if (free_.size() < options.max_pooled_handles) {
+            free_.push_back(std::move(h));  // capacity reserved up front: no allocation
+            return;
+        }
+        lock.unlock();
+        h.reset();
+    }
+
+    const CurlOptions options;
+
+private:
+    CurlShare share_;
+    std::mutex mutex_;
+    std::vector<CurlEasyPtr> free_;  // destroyed before share_: handles detach first
+};
+
+/// Returns the borrowed handle to the pool at scope exit.
+class CurlLease {
+public:
+    CurlLease(CurlState& s, CurlEasyPtr h) noexcept : state_(s), handle_(std::move(h)) {}
+    ~CurlLease() { state_.release(std::move(handle_)); }
+    CurlLease(const CurlLease&) = delete;
+    CurlLease& operator=(const CurlLease&) = delete;
+    CURL* get() const noexcept { return handle_.get(); }
+
+private:
+    CurlState& state_;
+    CurlEasyPtr handle_;
+};
+
+/// What the callbacks of one transfer write into.
+struct CurlCall {
+    HttpResponse* response = nullptr;
+    std::size_t limit = 0;
+    bool head = false;            // HEAD: Content-Length describes a body that never comes
+    bool too_large = false;       // the size limit stopped the transfer
+    bool callback_error = false;  // a callback failed (out of memory)
+    std::uint64_t declared_length = 0;
+    std::array<char, CURL_ERROR_SIZE> errbuf{};
+};
+
+inline std::string_view trim(std::string_view s) noexcept {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
+        s.remove_suffix(1);
+    return s;
+}
+
+inline std::size_t curl_on_header(char* data, std::size_t size, std::size_t count, void* user) noexcept {
+    auto* call = static_cast<CurlCall*>(user);
+    const std::size_t n = size * count;
+    try {
+        std::string_view line(data, n);
+        while (!line.empty() && (line.back() == '\r' || line.back() == '\n')) line.remove_suffix(1);
+        Headers& headers = call->response->headers;
+        if (line.substr(0, 5) == "HTTP/") {
+            // A new header block (after a 1xx or a followed redirect): keep only the last one.
+            headers.clear();
+            call->declared_length = 0;
+            return n;
+        }
+        if (line.empty()) return n;
+        if (line.front() == ' ' || line.front() == '\t') {
+            // Obsolete line folding: the line continues the previous header's value.
+            if (!headers.empty()) {
+                std::string_view more = trim(line);
+                if (!more.empty()) {
+                    headers.back().second += ' ';
+                    headers.back().second += more;
+                }
+            }
+            return n;
+        }
+        const auto colon = line.find(':');
+        if (colon == std::string_view::npos || colon == 0) return n;  // not a header: ignore
+        const std::string_view name = line.substr(0, colon);
+        const std::string_view value = trim(line.substr(colon + 1));
+        if (!call->head && iequals(name, "content-length")) {
+            std::uint64_t length = 0;
+            auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), length);
+            if (ec == std::errc{} && end == value.data() + value.size()) {
+                if (length > call->limit) {
+                    call->too_large = true;
+                    call->declared_length = length;
+                    return 0;  // abort before a single body byte arrives
+                }
+                call->response->body.reserve(static_cast<std::size_t>(length));
+            }
+        }
+        headers.emplace_back(std::string(name), std::string(value));
+        return n;
+    } catch (...) {
+        call->callback_error = true;
+        return 0;
+    }
+}
+
+inline std::size_t curl_on_body(char* data, std::size_t size, std::size_t count, void* user) noexcept {
+    auto* call = static_cast<CurlCall*>(user);
+    const std::size_t n = size * count;
+    std::string& body = call->response->body;
+    if (n > call->limit - body.size()) {  // body.size() <= limit always holds
+        call->too_large = true;
+        return 0;
+    }
+    try {
+        body.append(data, n);
+    } catch (...) {
+        call->callback_error = true;
+        return 0;
+    }
+    return n;
+}
+
+/// "host[:port]" of a URL, without scheme, user info, path or query.
+inline std::string_view url_host(std::string_view url) noexcept {
+    auto scheme = url.find("://");
+    std::string_view rest = scheme == std::string_view::npos ? url : url.substr(scheme + 3);
+    rest = rest.substr(0, rest.find_first_of("/?#"));
+    if (auto at = rest.rfind('@'); at != std::string_view::npos) rest.remove_prefix(at + 1);
+    return rest;
+}
+
+inline bool is_http_url(std::string_view url) noexcept {
+    return (url.size() >= 7 && iequals(url.substr(0, 7), "http://")) ||
+           (url.size() >= 8 && iequals(url.substr(0, 8), "https://"));
+}
+
+inline void replace_all(std::string& text, std::string_view needle, std::string_view with) {
+    if (needle.empty()) return;
+    for (auto pos = text.find(needle); pos != std::string::npos; pos = text.find(needle, pos + with.size()))
+        text.replace(pos, needle.size(), with);
+}
+
+/// libcurl's detail text with anything secret-bearing cut out: the query string, user info
+/// and every header value long enough to be a credential.
+inline std::string redact(std::string text, const HttpRequest& req) {
+    const std::string_view url = req.url;
+    if (auto q = url.find('?'); q != std::string_view::npos) {
+        std::string_view query = url.substr(q + 1);
+        query = query.substr(0, query.find('#'));
+        replace_all(text, query, "<redacted>");
+    }
+    if (auto scheme = url.find("://"); scheme != std::string_view::npos) {
+        std::string_view authority = url.substr(scheme + 3);
+        authority = authority.substr(0, authority.find_first_of("/?#"));
+        if (auto at = authority.rfind('@'); at != std::string_view::npos)
+            replace_all(text, authority.substr(0, at), "<redacted>");
+    }
+    for (const auto& [name, value] : req.headers)
+        if (value.size() >= 6) replace_all(text, value, "<redacted>");
+    return text;
+}
+
+inline long clamp_ms(std::chrono::milliseconds d) noexcept {
+    const auto c = d.count();
+    if (c < 1) return 1;
+    if (c > 0x7fffffffL) return 0x7fffffffL;
+    return static_cast<long>(c);
+}
+
+inline long whole_seconds(std::chrono::duration<double> d) noexcept {
+    const double s = d.count();
+    if (!(s > 0)) return 0;
+    if (s > 0x7fffffff) return 0x7fffffffL;
+    const auto r = static_cast<long>(s);
+    return r < 1 ? 1 : r;
+}
+
+inline bool has_crlf(std::string_view s) noexcept { return s.find_first_of("\r\n") != std::string_view::npos; }
+
+/// The classified Failure for a transfer that did not complete.
+inline Failure curl_failure(CURLcode rc, const CurlCall& call, const HttpRequest& req, const CurlOptions& opt,
+                            Deadline d) {
+    const std::string host(url_host(req.url));
+    std::string detail = redact(std::string(call.errbuf.data()), req);
+    std::string what = curl_easy_strerror(rc);
+    if (!detail.empty()) what += " (" + detail + ")";
+
+    if (call.too_large || rc == CURLE_FILESIZE_EXCEEDED) {
+        std::string msg = "response from " + host + " exceeds max_response_bytes (" +
+                          std::to_string(opt.max_response_bytes) + " bytes)";
+        if (call.declared_length != 0) msg += ": Content-Length is " + std::to_string(call.declared_length);
+        msg += "; transfer aborted";
+        return Failure::of(Reason::response_too_large, std::move(msg));
+    }
+    if (call.callback_error)
+        return Failure::of(Reason::internal, "out of memory while receiving the response from " + host);
+
+    switch (rc) {
+        case CURLE_OPERATION_TIMEDOUT:
+            return Failure::of(Reason::timeout, host + ": no complete response within " +
+                                                    std::to_string(d.timeout.count()) + " ms: " + what);
+        case CURLE_PARTIAL_FILE:
+            return Failure::of(Reason::malformed_response, host + ": truncated response body: " + what);
+        case CURLE_WEIRD_SERVER_REPLY:
+        case CURLE_BAD_CONTENT_ENCODING:
+            return Failure::of(Reason::malformed_response, host + ": not a valid HTTP response: " + what);
+        case CURLE_UNSUPPORTED_PROTOCOL:
+            // With an http(s) URL this means the server answered in something that is not HTTP.
+            if (is_http_url(req.url))
+                return Failure::of(Reason::malformed_response, host + ": not a valid HTTP response: " + what);
+            return Failure::of(Reason::bad_request, "unsupported URL scheme for " + host + " (only http and https)");
+        case CURLE_URL_MALFORMAT:
+            return Failure::of(Reason::bad_request, "malformed URL for host '" + host + "': " + what);
+        case CURLE_PEER_FAILED_VERIFICATION:
+        case CURLE_SSL_CACERT_BADFILE:
+        case CURLE_SSL_CERTPROBLEM:
+        case CURLE_SSL_CRL_BADFILE:
+        case CURLE_SSL_ISSUER_ERROR:
+        case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+        case CURLE_SSL_INVALIDCERTSTATUS: {
+            // Retrying cannot fix a certificate problem: fail over at once.
+            Failure f =
+                Failure::of(Reason::connection, host +
+                                                    ": TLS certificate verification failed; this is a configuration "
+                                                    "or security problem, not a transient one: " +
+                                                    what);
+            f.kind = FailureKind::terminal;
+            return f;
+        }
+        case CURLE_OUT_OF_MEMORY: return Failure::of(Reason::internal, host + ": " + what);
+        default:
+            // Connect refused/reset, DNS, proxy, send/receive errors, TLS handshake, HTTP/2 errors.
+            return Failure::of(Reason::connection, host + ": " + what);
+    }
+}
+
+}  // namespace detail
+
+/// HTTP(S) transport over libcurl with keep-alive connection reuse, per-attempt deadlines
+/// and a response size limit. Thread-safe; share one instance between routes.
+/// @code
+/// failover::CurlOptions opt;
+/// opt.max_response_bytes = 1 << 20;
+/// auto http = std::make_shared<failover::CurlTransport>(opt);
+/// failover::Result<failover::HttpResponse> r = http->send(request, failover::Deadline{});
+/// @endcode
+class CurlTransport {
+public:
+    /// A transport with default options.
+    CurlTransport() : CurlTransport(CurlOptions{}) {}
+
+    /// Throws std::invalid_argument naming a bad option, std::runtime_error if libcurl cannot start.
+    explicit CurlTransport(CurlOptions options) {
+        if (options.max_response_bytes == 0)
+            throw std::invalid_argument("failover: CurlOptions.max_response_bytes must be > 0");
+        if (options.follow_redirects && options.max_redirects < 0)
+            throw std::invalid_argument("failover: CurlOptions.max_redirects must be >= 0, got " +
+                                        std::to_string(options.max_redirects));
+        if (options.tcp_keepalive.count() < 0)
+            throw std::invalid_argument("failover: CurlOptions.tcp_keepalive must not be negative");
+        if (options.max_idle_connection.count() < 0)
+            throw std::invalid_argument("failover: CurlOptions.max_idle_connection must not be negative");
+        detail::ensure_curl_global();
+        state_ = std::make_unique<detail::CurlState>(std::move(options));
+    }
+
+    CurlTransport(CurlTransport&&) noexcept = default;  ///< the moved-from transport may only be destroyed or assigned
+    CurlTransport& operator=(CurlTransport&&) noexcept = default;  ///< closes this transport's connections first
+    CurlTransport(const CurlTransport&) = delete;
+    CurlTransport& operator=(const CurlTransport&) = delete;
+    ~CurlTransport() = default;
+
+    /// The options this transport was built with.
+    const CurlOptions& options() const noexcept { return state_->options; }
+
+    /// Sends one request and waits for the whole response, at most d.timeout.
+    /// Any HTTP status is a response; a Failure means nothing usable came back.
+    Result<HttpResponse> send(const HttpRequest& req, Deadline d) const {
+        try {
+            return perform(req, d);
+        } catch (const std::bad_alloc&) {
+            return Failure::of(Reason::internal,
+                               "out of memory while sending a request to " + std::string(detail::url_host(req.url)));
+        }
+    }
+
+private:
+    Result<HttpResponse> perform(const HttpRequest& req, Deadline d) const {
+        const CurlOptions& opt = state_->options;
+        if (d.timeout.count() <= 0)
+            return Failure::of(Reason::timeout,
+                               "no time left for an attempt to " + std::string(detail::url_host(req.url)));
+
+        // Headers first: a bad one is the caller's error, found before a handle is taken.
+        detail::CurlSlistPtr headers;
+        bool has_expect = false;
+        std::string line;
+        for (const auto& [name, value] : req.headers) {
+            if (name.empty() || detail::has_crlf(name) || detail::has_crlf(value) ||
+                name.find(':') != std::string::npos)
+                return Failure::of(Reason::bad_request, "invalid request header name or value (header '" +
+                                                            (detail::has_crlf(name) ? std::string("?") : name) + "')");
+            if (detail::iequals(name, "expect")) has_expect = true;
+            line.assign(name);
+            if (value.empty()) {
+                line += ';';  // libcurl's spelling of "send this header with an empty value"
+            } else {
+                line += ": ";
+                line += value;
+            }
+            if (!append(headers, line.c_str())) throw std::bad_alloc();
+        }
+        // No "Expect: 100-continue" round trip before a body: it only adds latency here.
+        if (!has_expect && !append(headers, "Expect:")) throw std::bad_alloc();
+
+        detail::CurlEasyPtr handle = state_->acquire();
+        if (!handle) return Failure::of(Reason::internal, "curl_easy_init failed");
+        detail::CurlLease lease(*state_, std::move(handle));
+        CURL* h = lease.get();
+        curl_easy_reset(h);  // options back to defaults; connections, caches and the share stay
+
+        HttpResponse response;
+        detail::CurlCall call;
+        call.response = &response;
+        call.limit = opt.max_response_bytes;
+
+        curl_easy_setopt(h, CURLOPT_URL, req.url.c_str());
+        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(h, CURLOPT_ERRORBUFFER, call.errbuf.data());
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &detail::curl_on_body);
+        curl_easy_setopt(h, CURLOPT_WRITEDATA, static_cast<void*>(&call));
+        curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &detail::curl_on_header);
+        curl_easy_setopt(h, CURLOPT_HEADERDATA, static_cast<void*>(&call));
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers.get());
+        curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, detail::clamp_ms(d.timeout));
+        curl_easy_setopt(
+            h, CURLOPT_CONNECTTIMEOUT_MS,
+            detail::clamp_ms(d.connect_timeout.count() > 0 ? std::min(d.connect_timeout, d.timeout) : d.timeout));
+#if LIBCURL_VERSION_NUM >= 0x075500
+        curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+        curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+#else
+        curl_easy_setopt(h, CURLOPT_PROTOCOLS, static_cast<long>(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+        curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS, static_cast<long>(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+        curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, opt.verify_tls ? 1L : 0L);
+        curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, opt.verify_tls ? 2L : 0L);
+        if (!opt.ca_bundle.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, opt.ca_bundle.c_str());
+        if (opt.follow_redirects) {
+            curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
+            curl_easy_setopt(h, CURLOPT_MAXREDIRS, opt.max_redirects);
+        }
+        if (!opt.user_agent.empty()) curl_easy_setopt(h, CURLOPT_USERAGENT, opt.user_agent.c_str());
+        if (opt.accept_compressed) curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
+        if (const long idle = detail::whole_seconds(opt.tcp_keepalive); idle > 0) {
+            curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+            curl_easy_setopt(h, CURLOPT_TCP_KEEPIDLE, idle);
+            curl_easy_setopt(h, CURLOPT_TCP_KEEPINTVL, idle);
+        }
+        curl_easy_setopt(h, CURLOPT_MAXAGE_CONN, detail::whole_seconds(opt.max_idle_connection));
+
+        const std::string& method = req.method;
+        if (method == "GET" && req.body.empty()) {
+            curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+        } else if (method == "HEAD") {
+            curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+            call.head = true;
+        } else {
+            if (method != "POST") curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method.c_str());
+            // The body is sent from the caller's buffer, without a copy.
+            curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
+            curl_easy_setopt(h, CURLOPT_POSTFIELDS, req.body.data());
+        }
+
+        const CURLcode rc = curl_easy_perform(h);
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, static_cast<curl_slist*>(nullptr));
+        curl_easy_setopt(h, CURLOPT_ERRORBUFFER, static_cast<char*>(nullptr));
+        if (rc != CURLE_OK || call.too_large || call.callback_error) return detail::curl_failure(rc, call, req, opt, d);
+
+        long status = 0;
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+        response.status = static_cast<int>(status);
+        return response;
+    }
+
+    static bool append(detail::CurlSlistPtr& list, const char* line) noexcept {
+        curl_slist* next = curl_slist_append(list.get(), line);
+        if (!next) return false;
+        (void)list.release();
+        list.reset(next);
+        return true;
+    }
+
+    std::unique_ptr<detail::CurlState> state_;
+};
+
+static_assert(Transport<CurlTransport>, "CurlTransport must satisfy the Transport concept");
+
+FAILOVER_END_NAMESPACE

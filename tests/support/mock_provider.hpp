@@ -1,0 +1,1571 @@
+// SPDX-License-Identifier: MIT
+// MockProvider: a loopback HTTP/1.1 server that speaks the OpenAI (and Azure
+// OpenAI), Anthropic and Gemini wire formats, for integration tests and the
+// runnable examples. It is written on plain POSIX sockets because its faults
+// (TCP reset, hang, slow drip, truncated and oversized bodies) need control of
+// the socket itself.
+//
+// Contract: the constructor binds 127.0.0.1 on an ephemeral port and starts
+// serving (an accept thread plus one thread per connection, HTTP/1.1
+// keep-alive). A request's first path segment names a route
+// (`http://127.0.0.1:<port>/<route>/v1/chat/completions`); the rest of the path
+// picks the wire format. Each route plays a FIFO script of Faults, one per
+// request, then its default Fault (ok unless set). Scripts, counters and
+// recorded requests are guarded by one mutex, so tests may script and read
+// from any thread. The destructor (or stop()) ends every connection, including
+// hanging and dripping ones, and joins every thread.
+//
+// Requests are checked like the real APIs check them: a body missing a required
+// field (model, messages, Anthropic max_tokens, Gemini contents) gets the
+// provider's 400 and consumes no script entry; with require_auth() a missing
+// key header gets the provider's 401. When an http(s)_proxy variable is set,
+// the constructor adds 127.0.0.1 to no_proxy so loopback traffic stays local.
+//
+// Self-contained on purpose: only the standard library, POSIX and nlohmann/json.
+#pragma once
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <cerrno>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <initializer_list>
+#include <list>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace failover_mock {
+
+using Json = nlohmann::json;
+using HeaderList = std::vector<std::pair<std::string, std::string>>;
+
+/// The wire format a request was addressed to, chosen by its path.
+enum class Wire {
+    openai,     ///< .../v1/chat/completions (any path ending in /chat/completions)
+    azure,      ///< .../openai/deployments/<deployment>/chat/completions?api-version=...
+    anthropic,  ///< .../v1/messages
+    gemini,     ///< .../v1beta/models/<model>:generateContent
+};
+
+namespace detail {
+inline bool iequals(std::string_view a, std::string_view b) noexcept {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+               return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+           });
+}
+}  // namespace detail
+
+/// One request as the mock received it.
+struct RecordedRequest {
+    std::string method;
+    std::string target;  ///< path plus query, as sent
+    std::string path;    ///< without the query
+    std::string query;   ///< after '?', empty if none
+    std::string route;   ///< the route name (first path segment)
+    HeaderList headers;
+    std::string body;
+
+    /// Value of the first header with this name (any case), or nullptr.
+    const std::string* header(std::string_view name) const noexcept {
+        for (const auto& [k, v] : headers)
+            if (detail::iequals(k, name)) return &v;
+        return nullptr;
+    }
+    /// The body parsed as JSON (discarded value when it is not JSON).
+    Json json() const { return Json::parse(body, nullptr, false); }
+};
+
+/// What the mock does with one request. Build with the static functions, adjust with
+/// the modifiers (each returns a modified copy), e.g.
+/// `Fault::status(429).retry_after("2")`, `Fault::ok("hi").delayed(50ms)`.
+struct Fault {
+    enum class Kind {
+        ok_text,
+        ok_json,
+        tool_call,
+        status,
+        quota_exhausted,
+        context_length,
+        hang,
+        reset,
+        truncated,
+        malformed_json,
+        oversized,
+        wrong_content_type,
+        schema_invalid,
+        refusal,
+        content_filter,
+        safety_block,
+        raw,
+    };
+    Kind kind = Kind::ok_text;
+    std::string text = "ok";  ///< answer text, refusal text, or raw body
+    Json payload;             ///< ok_json answer, tool arguments, schema_invalid override
+    std::string tool_name;    ///< tool_call
+    int http_status = 200;    ///< status / raw
+    std::string code;     ///< overrides the error code (OpenAI error.code, Anthropic error.type, Gemini error.status)
+    std::string type;     ///< overrides OpenAI's error.type
+    std::string message;  ///< overrides the error message
+    std::string content_type = "application/json";  ///< raw
+    std::size_t size = 0;                           ///< oversized: body bytes
+    bool chunked = false;                           ///< oversized: chunked encoding instead of Content-Length
+    HeaderList headers;                             ///< extra response headers
+    std::chrono::milliseconds delay{0};             ///< wait before answering
+    std::chrono::milliseconds drip_interval{0};     ///< send the body drip_bytes at a time, this far apart
+    std::size_t drip_bytes = 0;
+    bool interim_continue = false;           ///< send "100 Continue" (with a header) before the response
+    std::optional<std::string> retry_delay;  ///< Gemini body RetryInfo.retryDelay seconds
+
+    /// 200 with a text answer.
+    static Fault ok(std::string text = "ok") {
+        Fault f;
+        f.text = std::move(text);
+        return f;
+    }
+    /// 200 with a structured answer: OpenAI content string, Anthropic tool_use input for the
+    /// tool the request forced (else a text block), Gemini text part.
+    static Fault ok_json(Json answer) {
+        Fault f;
+        f.kind = Kind::ok_json;
+        f.payload = std::move(answer);
+        return f;
+    }
+    /// 200 with one tool call (finish reason tool_calls / tool_use).
+    static Fault tool_call(std::string name, Json arguments = Json::object()) {
+        Fault f;
+        f.kind = Kind::tool_call;
+        f.tool_name = std::move(name);
+        f.payload = std::move(arguments);
+        return f;
+    }
+    /// An error status with the provider's real error body for it (e.g. 429 rate limit,
+    /// Anthropic 529 overloaded_error, Gemini 503 UNAVAILABLE).
+    static Fault status(int code) {
+        Fault f;
+        f.kind = Kind::status;
+        f.http_status = code;
+        return f;
+    }
+    /// Quota or billing exhausted: OpenAI/Azure 429 insufficient_quota, Anthropic 402
+    /// billing_error, Gemini 429 RESOURCE_EXHAUSTED with a per-day QuotaFailure.
+    static Fault quota_exhausted() {
+        Fault f;
+        f.kind = Kind::quota_exhausted;
+        return f;
+    }
+    /// The prompt is too long for the model: each provider's 400.
+    static Fault context_length_exceeded() {
+        Fault f;
+        f.kind = Kind::context_length;
+        return f;
+    }
+    /// Read the request, never answer; ends when the client closes or the server stops.
+    static Fault hang() {
+        Fault f;
+        f.kind = Kind::hang;
+        return f;
+    }
+    /// Read the request, then reset the TCP connection (RST) without answering.
+    static Fault reset() {
+        Fault f;
+        f.kind = Kind::reset;
+        return f;
+    }
+    /// A success body sent a few bytes at a time.
+    static Fault slow_drip(std::chrono::milliseconds interval, std::size_t bytes = 4) {
+        return ok("slow answer").dripped(interval, bytes);
+    }
+    /// Content-Length of a full success body, half of it sent, then the connection closed.
+    static Fault truncated() {
+        Fault f;
+        f.kind = Kind::truncated;
+        return f;
+    }
+    /// 200 application/json whose body is cut-off JSON (correctly framed).
+    static Fault malformed_json() {
+        Fault f;
+        f.kind = Kind::malformed_json;
+        return f;
+    }
+    /// 200 with a body of `bytes` bytes, generated while sending (never held in memory).
+    static Fault oversized(std::size_t bytes) {
+        Fault f;
+        f.kind = Kind::oversized;
+        f.size = bytes;
+        return f;
+    }
+    /// 200 text/html, as from a captive portal or a misrouted gateway.
+    static Fault wrong_content_type() {
+        Fault f;
+        f.kind = Kind::wrong_content_type;
+        return f;
+    }
+    /// 200 with valid JSON that breaks the request's schema (missing required fields or a
+    /// wrongly typed property), or the given JSON.
+    static Fault schema_invalid(Json answer = nullptr) {
+        Fault f;
+        f.kind = Kind::schema_invalid;
+        f.payload = std::move(answer);
+        return f;
+    }
+    /// The model refuses: OpenAI message.refusal, Anthropic stop_reason "refusal", Gemini a
+    /// plain-text refusal (Gemini has no refusal signal).
+    static Fault refusal(std::string text = "I can't help with that.") {
+        Fault f;
+        f.kind = Kind::refusal;
+        f.text = std::move(text);
+        return f;
+    }
+    /// Content filter: OpenAI finish_reason content_filter, Azure 400 content_filter,
+    /// Anthropic stop_reason "refusal", Gemini finishReason SAFETY.
+    static Fault content_filter() {
+        Fault f;
+        f.kind = Kind::content_filter;
+        return f;
+    }
+    /// Blocked prompt: Gemini promptFeedback.blockReason SAFETY with no candidates; other
+    /// providers as content_filter().
+    static Fault safety_block() {
+        Fault f;
+        f.kind = Kind::safety_block;
+        return f;
+    }
+    /// Exactly this status, body and content type.
+    static Fault raw(int status_code, std::string body, std::string type_of_content = "application/json") {
+        Fault f;
+        f.kind = Kind::raw;
+        f.http_status = status_code;
+        f.text = std::move(body);
+        f.content_type = std::move(type_of_content);
+        return f;
+    }
+
+    /// Adds `retry-after: <value>` (seconds or an HTTP date); on Gemini also RetryInfo in the body.
+    Fault retry_after(std::string value) const {
+        Fault f = with_header("retry-after", value);
+        f.retry_delay = std::move(value);
+        return f;
+    }
+    /// Adds `retry-after-ms: <value>`.
+    Fault retry_after_ms(std::string value) const { return with_header("retry-after-ms", std::move(value)); }
+    /// Adds any response header.
+    Fault with_header(std::string name, std::string value) const {
+        Fault f = *this;
+        f.headers.emplace_back(std::move(name), std::move(value));
+        return f;
+    }
+    /// Overrides the provider error code (OpenAI error.code, Anthropic error.type, Gemini error.status).
+    Fault with_code(std::string value) const {
+        Fault f = *this;
+        f.code = std::move(value);
+        return f;
+    }
+    /// Overrides OpenAI's error.type.
+    Fault with_type(std::string value) const {
+        Fault f = *this;
+        f.type = std::move(value);
+        return f;
+    }
+    /// Overrides the error message.
+    Fault with_message(std::string value) const {
+        Fault f = *this;
+        f.message = std::move(value);
+        return f;
+    }
+    /// Waits this long before answering (makes a route slow).
+    Fault delayed(std::chrono::milliseconds d) const {
+        Fault f = *this;
+        f.delay = d;
+        return f;
+    }
+    /// Sends the body `bytes` at a time, `interval` apart.
+    Fault dripped(std::chrono::milliseconds interval, std::size_t bytes = 4) const {
+        Fault f = *this;
+        f.drip_interval = interval;
+        f.drip_bytes = bytes == 0 ? 1 : bytes;
+        return f;
+    }
+    /// oversized(): chunked transfer encoding instead of a Content-Length.
+    Fault without_length() const {
+        Fault f = *this;
+        f.chunked = true;
+        return f;
+    }
+    /// Sends an interim "100 Continue" block (carrying `x-interim: 1`) before the response.
+    Fault with_interim_continue() const {
+        Fault f = *this;
+        f.interim_continue = true;
+        return f;
+    }
+};
+
+class MockProvider;
+
+/// One named route of a MockProvider: its script, default and counters. Obtained from
+/// MockProvider::route(); stays valid for the provider's lifetime; every member is thread-safe.
+class MockRoute {
+public:
+    MockRoute(MockProvider& owner, std::string name) : owner_(owner), name_(std::move(name)) {}
+    MockRoute(const MockRoute&) = delete;
+    MockRoute& operator=(const MockRoute&) = delete;
+
+    /// Appends a one-shot Fault: requests consume the script in order.
+    MockRoute& then(Fault f, int times = 1);
+    /// The Fault used once the script is empty (default: Fault::ok()).
+    MockRoute& otherwise(Fault f);
+    /// Answers 401 (or 400 for a missing anthropic-version) in the provider's shape when the
+    /// provider's auth headers are missing.
+    MockRoute& require_auth(bool on = true);
+    /// Clears the script, restores the default Fault::ok() and zeroes the counters.
+    MockRoute& reset();
+
+    /// Requests received on this route (including rejected ones).
+    std::size_t requests() const;
+    /// Scripted Faults not consumed yet.
+    std::size_t pending() const;
+    /// Response body bytes written to clients (counts what the socket accepted).
+    std::size_t bytes_sent() const;
+    /// The last request received on this route.
+    std::optional<RecordedRequest> last_request() const;
+    /// Base URL for an adapter: http://127.0.0.1:<port>/<name>.
+    std::string url() const;
+    /// The route's name.
+    const std::string& name() const noexcept { return name_; }
+
+private:
+    friend class MockProvider;
+    MockProvider& owner_;
+    const std::string name_;
+    // Guarded by owner_.mutex_.
+    std::deque<Fault> script_;
+    Fault fallback_;
+    bool require_auth_ = false;
+    std::size_t requests_ = 0;
+    std::size_t bytes_sent_ = 0;
+    std::optional<RecordedRequest> last_;
+};
+
+/// The loopback server. Not copyable or movable (threads point at it).
+/// @code
+/// failover_mock::MockProvider mock;
+/// mock.route("primary").then(failover_mock::Fault::status(429).retry_after("1")).then(failover_mock::Fault::ok("hi"));
+/// std::string base = mock.url("primary");  // give this to an adapter as its base URL
+/// @endcode
+class MockProvider {
+public:
+    /// Binds 127.0.0.1:0 and starts serving. Throws std::system_error if the socket fails.
+    MockProvider() {
+        keep_loopback_off_proxies();
+        int pipe_fds[2];
+        if (::pipe2(pipe_fds, O_CLOEXEC) != 0) throw std::system_error(errno, std::generic_category(), "mock: pipe2");
+        wake_read_ = pipe_fds[0];
+        wake_write_ = pipe_fds[1];
+        listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (listen_fd_ < 0) {
+            const int err = errno;
+            close_fds();
+            throw std::system_error(err, std::generic_category(), "mock: socket");
+        }
+        int one = 1;
+        ::setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        sockaddr_in addr{};
+        addr.sin_family = AF_INET;
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        addr.sin_port = 0;
+        socklen_t len = sizeof addr;
+        if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+            ::listen(listen_fd_, 128) != 0 ||
+            ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+            const int err = errno;
+            close_fds();
+            throw std::system_error(err, std::generic_category(), "mock: bind/listen");
+        }
+        port_ = ntohs(addr.sin_port);
+        accept_thread_ = std::thread([this] { accept_loop(); });
+    }
+
+    ~MockProvider() { stop(); }
+    MockProvider(const MockProvider&) = delete;
+    MockProvider& operator=(const MockProvider&) = delete;
+
+    /// The port the server listens on.
+    std::uint16_t port() const noexcept { return port_; }
+    /// http://127.0.0.1:<port>
+    std::string base_url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+    /// Base URL of a named route: http://127.0.0.1:<port>/<route>.
+    std::string url(std::string_view route_name) const { return base_url() + "/" + std::string(route_name); }
+
+    /// The named route, created on first use (requests to unknown routes create it too).
+    MockRoute& route(const std::string& name) {
+        std::lock_guard lock(mutex_);
+        return route_locked(name);
+    }
+
+    /// Requests received, all routes.
+    std::size_t requests() const {
+        std::lock_guard lock(mutex_);
+        return requests_;
+    }
+    /// TCP connections accepted.
+    std::size_t connections() const noexcept { return connections_.load(); }
+    /// Requests received for this exact path (without the query).
+    std::size_t requests_at(std::string_view path) const {
+        std::lock_guard lock(mutex_);
+        auto it = paths_.find(std::string(path));
+        return it == paths_.end() ? 0 : it->second.count;
+    }
+    /// The last request received for this exact path (without the query).
+    std::optional<RecordedRequest> last_request_at(std::string_view path) const {
+        std::lock_guard lock(mutex_);
+        auto it = paths_.find(std::string(path));
+        if (it == paths_.end()) return std::nullopt;
+        return it->second.last;
+    }
+
+    /// Stops serving: ends every connection (hangs and drips included) and joins all threads.
+    /// Idempotent; the destructor calls it.
+    void stop() {
+        if (stopped_.exchange(true)) return;
+        const char byte = 1;
+        // The pipe stays readable from now on: every poll() in every thread wakes up.
+        while (::write(wake_write_, &byte, 1) < 0 && errno == EINTR) {
+        }
+        if (accept_thread_.joinable()) accept_thread_.join();
+        for (auto& c : conns_)
+            if (c.thread.joinable()) c.thread.join();
+        conns_.clear();
+        close_fds();
+    }
+
+private:
+    friend class MockRoute;
+
+    struct PathStats {
+        std::size_t count = 0;
+        std::optional<RecordedRequest> last;
+    };
+    struct Conn {
+        std::thread thread;
+        std::atomic<bool> done{false};
+    };
+    enum class Wait { ready, timeout, stop, hangup };
+
+    // ---- sockets -------------------------------------------------------------------------
+
+    static void keep_loopback_off_proxies() {
+        // Tests talk to 127.0.0.1; a developer's http_proxy must not capture that traffic.
+        const char* names[] = {"http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"};
+        bool any = false;
+        for (const char* n : names) any = any || (std::getenv(n) != nullptr);
+        if (!any) return;
+        for (const char* var : {"no_proxy", "NO_PROXY"}) {
+            const char* cur = std::getenv(var);
+            std::string v = cur ? cur : "";
+            if (v.find("127.0.0.1") != std::string::npos || v == "*") continue;
+            v = v.empty() ? "127.0.0.1" : v + ",127.0.0.1";
+            ::setenv(var, v.c_str(), 1);
+        }
+    }
+
+    void close_fds() noexcept {
+        for (int* fd : {&listen_fd_, &wake_read_, &wake_write_}) {
+            if (*fd >= 0) ::close(*fd);
+            *fd = -1;
+        }
+    }
+
+    /// Waits for `events` on fd (0: only for the peer hanging up), the server stopping, or the
+    /// timeout (-1: none).
+    Wait wait_fd(int fd, short events, int timeout_ms) const {
+        pollfd p[2] = {{fd, static_cast<short>(events | POLLRDHUP), 0}, {wake_read_, POLLIN, 0}};
+        for (;;) {
+            const int r = ::poll(p, 2, timeout_ms);
+            if (r < 0) {
+                if (errno == EINTR) continue;
+                return Wait::stop;
+            }
+            if (r == 0) return Wait::timeout;
+            if (p[1].revents != 0) return Wait::stop;
+            const short got = p[0].revents;
+            if ((got & events) != 0) return Wait::ready;  // readable includes end of stream
+            if ((got & (POLLERR | POLLHUP | POLLNVAL | POLLRDHUP)) != 0) return Wait::hangup;
+        }
+    }
+
+    /// Sleeps up to d; false if the server stops or the client goes away meanwhile.
+    bool pause(int fd, std::chrono::milliseconds d) const {
+        if (d.count() <= 0) return true;
+        const auto until = std::chrono::steady_clock::now() + d;
+        for (;;) {
+            const auto left = std::chrono::ceil<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+            if (left.count() <= 0) return true;
+            const Wait w = wait_fd(fd, 0, static_cast<int>(left.count()));
+            if (w == Wait::timeout) continue;
+            return false;
+        }
+    }
+
+    bool send_all(int fd, std::string_view data) const {
+        while (!data.empty()) {
+            const ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (n > 0) {
+                data.remove_prefix(static_cast<std::size_t>(n));
+                continue;
+            }
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                if (wait_fd(fd, POLLOUT, -1) != Wait::ready) return false;
+                continue;
+            }
+            return false;  // EPIPE, ECONNRESET: the client gave up
+        }
+        return true;
+    }
+
+    void accept_loop() {
+        for (;;) {
+            if (wait_fd(listen_fd_, POLLIN, -1) != Wait::ready) return;
+            const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+            if (fd < 0) {
+                if (errno == EINTR || errno == EAGAIN || errno == ECONNABORTED) continue;
+                if (errno == EMFILE || errno == ENFILE) {
+                    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+                    continue;
+                }
+                return;
+            }
+            int one = 1;
+            ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+            connections_.fetch_add(1);
+            // Reap finished connection threads so a long-running demo does not accumulate them.
+            for (auto it = conns_.begin(); it != conns_.end();) {
+                if (it->done.load()) {
+                    it->thread.join();
+                    it = conns_.erase(it);
+                } else {
+                    ++it;
+                }
+            }
+            Conn& c = conns_.emplace_back();
+            try {
+                c.thread = std::thread([this, fd, &c] {
+                    serve(fd);
+                    c.done.store(true);
+                });
+            } catch (...) {
+                ::close(fd);
+                conns_.pop_back();
+            }
+        }
+    }
+
+    // ---- HTTP ----------------------------------------------------------------------------
+
+    struct Request {
+        RecordedRequest rec;
+        bool keep_alive = true;
+    };
+
+    enum class ReadResult { ok, closed, bad };
+
+    /// Reads one request from fd; `buf` carries bytes that arrived past the previous request.
+    ReadResult read_request(int fd, std::string& buf, Request& out, std::string& error) const {
+        constexpr std::size_t max_head = 64 * 1024;
+        constexpr std::size_t max_body = 64u * 1024u * 1024u;
+        std::size_t head_end = std::string::npos;
+        char chunk[16384];
+        auto fill = [&]() -> bool {
+            if (wait_fd(fd, POLLIN, -1) != Wait::ready) return false;
+            const ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
+            if (n <= 0) return false;
+            buf.append(chunk, static_cast<std::size_t>(n));
+            return true;
+        };
+        while ((head_end = buf.find("\r\n\r\n")) == std::string::npos) {
+            if (buf.size() > max_head) {
+                error = "request head too large";
+                return ReadResult::bad;
+            }
+            if (!fill()) return ReadResult::closed;
+        }
+        const std::string head = buf.substr(0, head_end);
+        buf.erase(0, head_end + 4);
+
+        std::size_t line_end = head.find("\r\n");
+        const std::string request_line = head.substr(0, line_end);
+        const auto sp1 = request_line.find(' ');
+        const auto sp2 = request_line.rfind(' ');
+        if (sp1 == std::string::npos || sp2 == sp1) {
+            error = "bad request line";
+            return ReadResult::bad;
+        }
+        RecordedRequest& r = out.rec;
+        r.method = request_line.substr(0, sp1);
+        r.target = request_line.substr(sp1 + 1, sp2 - sp1 - 1);
+        const std::string version = request_line.substr(sp2 + 1);
+        const auto q = r.target.find('?');
+        r.path = r.target.substr(0, q);
+        r.query = q == std::string::npos ? "" : r.target.substr(q + 1);
+
+        std::size_t pos = line_end == std::string::npos ? head.size() : line_end + 2;
+        while (pos < head.size()) {
+            std::size_t e = head.find("\r\n", pos);
+            if (e == std::string::npos) e = head.size();
+            const std::string_view line(head.data() + pos, e - pos);
+            pos = e + 2;
+            const auto colon = line.find(':');
+            if (colon == std::string_view::npos) continue;
+            std::string_view value = line.substr(colon + 1);
+            while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+            while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+            r.headers.emplace_back(std::string(line.substr(0, colon)), std::string(value));
+        }
+
+        const std::string* connection = r.header("connection");
+        out.keep_alive = version == "HTTP/1.1" ? !(connection && detail::iequals(*connection, "close"))
+                                               : (connection && detail::iequals(*connection, "keep-alive"));
+        if (r.header("transfer-encoding")) {
+            error = "chunked request bodies are not supported by the mock";
+            return ReadResult::bad;
+        }
+        std::size_t length = 0;
+        if (const std::string* cl = r.header("content-length")) {
+            char* end = nullptr;
+            const unsigned long long v = std::strtoull(cl->c_str(), &end, 10);
+            if (end == cl->c_str() || *end != '\0' || v > max_body) {
+                error = "bad or too large Content-Length";
+                return ReadResult::bad;
+            }
+            length = static_cast<std::size_t>(v);
+        }
+        if (const std::string* expect = r.header("expect"); expect && detail::iequals(*expect, "100-continue")) {
+            if (!send_all(fd, "HTTP/1.1 100 Continue\r\n\r\n")) return ReadResult::closed;
+        }
+        while (buf.size() < length)
+            if (!fill()) return ReadResult::closed;
+        r.body = buf.substr(0, length);
+        buf.erase(0, length);
+        return ReadResult::ok;
+    }
+
+    static const char* reason_phrase(int status) noexcept {
+        switch (status) {
+            case 100: return "Continue";
+            case 200: return "OK";
+            case 400: return "Bad Request";
+            case 401: return "Unauthorized";
+            case 402: return "Payment Required";
+            case 403: return "Forbidden";
+            case 404: return "Not Found";
+            case 405: return "Method Not Allowed";
+            case 408: return "Request Timeout";
+            case 409: return "Conflict";
+            case 413: return "Payload Too Large";
+            case 422: return "Unprocessable Entity";
+            case 429: return "Too Many Requests";
+            case 500: return "Internal Server Error";
+            case 502: return "Bad Gateway";
+            case 503: return "Service Unavailable";
+            case 504: return "Gateway Timeout";
+            case 529: return "Overloaded";
+            default: return "Status";
+        }
+    }
+
+    static std::string head_of(int status, const HeaderList& headers, bool keep_alive) {
+        std::string h = "HTTP/1.1 " + std::to_string(status) + " " + reason_phrase(status) + "\r\n";
+        for (const auto& [k, v] : headers) h += k + ": " + v + "\r\n";
+        if (!keep_alive) h += "Connection: close\r\n";
+        h += "\r\n";
+        return h;
+    }
+
+    // ---- serving -------------------------------------------------------------------------
+
+    /// What one request gets, decided under the mutex.
+    struct Plan {
+        Fault fault;
+        Wire wire = Wire::openai;
+        std::string model;
+        std::uint64_t seq = 0;
+        std::string reject;  // non-empty: answer this validation error instead of the fault
+        int reject_status = 400;
+        MockRoute* route = nullptr;
+    };
+
+    void serve(int fd) {
+        try {
+            std::string buf;
+            for (;;) {
+                Request req;
+                std::string error;
+                const ReadResult rr = read_request(fd, buf, req, error);
+                if (rr == ReadResult::closed) break;
+                if (rr == ReadResult::bad) {
+                    const std::string body = Json{{"error", {{"message", "mock: " + error}}}}.dump();
+                    send_all(fd, head_of(400,
+                                         {{"Content-Type", "application/json"},
+                                          {"Content-Length", std::to_string(body.size())}},
+                                         false) +
+                                     body);
+                    break;
+                }
+                if (!respond(fd, req)) {
+                    if (fd < 0) return;
+                    break;
+                }
+                if (!req.keep_alive) break;
+            }
+        } catch (...) {
+            // A test-support server must not take the process down; the client sees a closed connection.
+        }
+        ::close(fd);
+    }
+
+    /// Route name and wire format from a path; false if the path is none of the three APIs.
+    static bool parse_path(const std::string& path, std::string& route_name, Wire& wire, std::string& model) {
+        std::string_view p = path;
+        if (p.empty() || p.front() != '/') return false;
+        p.remove_prefix(1);
+        const auto slash = p.find('/');
+        const std::string_view first = p.substr(0, slash);
+        std::string_view rest;
+        if (first == "v1" || first == "v1beta" || first == "openai" || slash == std::string_view::npos) {
+            route_name.clear();  // no route segment: the unnamed route ""
+            rest = path;
+        } else {
+            route_name = std::string(first);
+            rest = p.substr(slash);
+        }
+        auto ends_with = [](std::string_view s, std::string_view tail) {
+            return s.size() >= tail.size() && s.substr(s.size() - tail.size()) == tail;
+        };
+        if (ends_with(rest, "/chat/completions")) {
+            constexpr std::string_view dep = "/openai/deployments/";
+            if (auto at = rest.find(dep); at != std::string_view::npos) {
+                wire = Wire::azure;
+                std::string_view d = rest.substr(at + dep.size());
+                model = std::string(d.substr(0, d.find('/')));
+            } else {
+                wire = Wire::openai;
+            }
+            return true;
+        }
+        if (ends_with(rest, "/messages")) {
+            wire = Wire::anthropic;
+            return true;
+        }
+        constexpr std::string_view gen = ":generateContent";
+        if (ends_with(rest, gen)) {
+            wire = Wire::gemini;
+            const auto models = rest.rfind("/models/");
+            if (models == std::string_view::npos) return false;
+            const std::string_view m = rest.substr(models + 8);
+            model = std::string(m.substr(0, m.size() - gen.size()));
+            return true;
+        }
+        return false;
+    }
+
+    MockRoute& route_locked(const std::string& name) {
+        auto it = routes_.find(name);
+        if (it == routes_.end()) it = routes_.emplace(name, std::make_unique<MockRoute>(*this, name)).first;
+        return *it->second;
+    }
+
+    static bool has_query_key(const std::string& query) {
+        std::string_view q = query;
+        while (!q.empty()) {
+            const auto amp = q.find('&');
+            const std::string_view part = q.substr(0, amp);
+            if (part.size() > 4 && part.substr(0, 4) == "key=") return true;
+            if (amp == std::string_view::npos) break;
+            q.remove_prefix(amp + 1);
+        }
+        return false;
+    }
+
+    /// Why a request would be refused by the real API (missing auth or required fields), or "".
+    static std::string validate(const RecordedRequest& r, Wire wire, bool require_auth, const Json& body, int& status) {
+        status = 401;
+        if (require_auth) {
+            auto bearer = [&] {
+                const std::string* a = r.header("authorization");
+                return a && a->size() > 7 && detail::iequals(a->substr(0, 7), "bearer ");
+            };
+            switch (wire) {
+                case Wire::openai:
+                    if (!bearer()) return "missing bearer token in the Authorization header";
+                    break;
+                case Wire::azure:
+                    if (!r.header("api-key") && !bearer()) return "missing api-key header";
+                    break;
+                case Wire::anthropic:
+                    if (!r.header("x-api-key")) return "x-api-key header is required";
+                    if (!r.header("anthropic-version")) {
+                        status = 400;
+                        return "anthropic-version: header is required";
+                    }
+                    break;
+                case Wire::gemini:
+                    if (!r.header("x-goog-api-key") && !has_query_key(r.query))
+                        return "missing API key (x-goog-api-key header or key= query parameter)";
+                    break;
+            }
+        }
+        status = 400;
+        if (!body.is_object()) return "request body is not a JSON object";
+        auto need = [&](const char* field, bool ok) {
+            return ok ? std::string() : std::string(field) + ": field required";
+        };
+        std::string e;
+        switch (wire) {
+            case Wire::openai:
+                if (!(e = need("model", body.contains("model") && body["model"].is_string())).empty()) return e;
+                [[fallthrough]];
+            case Wire::azure:
+                return need("messages",
+                            body.contains("messages") && body["messages"].is_array() && !body["messages"].empty());
+            case Wire::anthropic:
+                if (!(e = need("model", body.contains("model") && body["model"].is_string())).empty()) return e;
+                if (!(e = need("max_tokens", body.contains("max_tokens") && body["max_tokens"].is_number_integer()))
+                         .empty())
+                    return e;
+                return need("messages",
+                            body.contains("messages") && body["messages"].is_array() && !body["messages"].empty());
+            case Wire::gemini:
+                return need("contents",
+                            body.contains("contents") && body["contents"].is_array() && !body["contents"].empty());
+        }
+        return {};
+    }
+
+    /// Records the request and decides what it gets. Returns nullopt for a path that is none of
+    /// the three APIs (answered 404).
+    std::optional<Plan> plan(const RecordedRequest& rec) {
+        std::string route_name;
+        Wire wire = Wire::openai;
+        std::string model;
+        const bool known = parse_path(rec.path, route_name, wire, model);
+        std::lock_guard lock(mutex_);
+        ++requests_;
+        PathStats& ps = paths_[rec.path];
+        ++ps.count;
+        ps.last = rec;
+        if (!known) return std::nullopt;
+        MockRoute& r = route_locked(route_name);
+        ++r.requests_;
+        r.last_ = rec;
+        r.last_->route = route_name;
+        ps.last->route = route_name;
+
+        Plan p;
+        p.wire = wire;
+        p.route = &r;
+        p.seq = ++seq_;
+        const Json body = Json::parse(rec.body, nullptr, false);
+        if (rec.method != "POST") {
+            p.reject = "method " + rec.method + " not allowed";
+            p.reject_status = 405;
+            return p;
+        }
+        p.reject = validate(rec, wire, r.require_auth_, body, p.reject_status);
+        if (!p.reject.empty()) return p;
+        if (model.empty() && body.contains("model") && body["model"].is_string())
+            model = body["model"].get<std::string>();
+        p.model = model.empty() ? "mock-model" : model;
+        if (!r.script_.empty()) {
+            p.fault = std::move(r.script_.front());
+            r.script_.pop_front();
+        } else {
+            p.fault = r.fallback_;
+        }
+        return p;
+    }
+
+    void add_bytes(MockRoute* r, std::size_t n) {
+        if (!r) return;
+        std::lock_guard lock(mutex_);
+        r->bytes_sent_ += n;
+    }
+
+    /// Answers one request. False: the connection must end (closed, reset or failed).
+    bool respond(int& fd, Request& req) {
+        std::optional<Plan> maybe = plan(req.rec);
+        if (!maybe) {
+            const std::string body = Json{
+                {"error",
+                 {{"message", "mock: no such endpoint: " + req.rec.method + " " + req.rec.path},
+                  {"type", "invalid_request_error"},
+                  {"param", nullptr},
+                  {"code",
+                   "unknown_url"}}}}.dump();
+            return send_all(
+                fd,
+                head_of(404, {{"Content-Type", "application/json"}, {"Content-Length", std::to_string(body.size())}},
+                        req.keep_alive) +
+                    body);
+        }
+        Plan& p = *maybe;
+        const Json request_json = Json::parse(req.rec.body, nullptr, false);
+        if (!p.reject.empty()) {
+            const Fault f = Fault::status(p.reject_status).with_message(p.reject);
+            return send_reply(fd, req, p, error_reply(p, f));
+        }
+        const Fault& f = p.fault;
+        if (!pause(fd, f.delay)) return false;
+
+        switch (f.kind) {
+            case Fault::Kind::hang:
+                // Never answer: wait until the client gives up or the server stops.
+                wait_fd(fd, 0, -1);
+                return false;
+            case Fault::Kind::reset: {
+                linger lg{1, 0};
+                ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+                ::close(fd);  // with a zero linger: RST instead of FIN
+                fd = -1;
+                return false;
+            }
+            case Fault::Kind::oversized: stream_oversized(fd, p); return false;
+            case Fault::Kind::truncated: {
+                Reply full = success_reply(p, Fault::ok("this answer will be cut off half way through"), request_json);
+                HeaderList h = full.headers;
+                h.emplace_back("Content-Length", std::to_string(full.body.size()));
+                const std::string half = full.body.substr(0, full.body.size() / 2);
+                if (send_all(fd, head_of(200, h, true)) && send_all(fd, half)) add_bytes(p.route, half.size());
+                ::shutdown(fd, SHUT_WR);
+                return false;
+            }
+            default: return send_reply(fd, req, p, build(p, request_json));
+        }
+    }
+
+    struct Reply {
+        int status = 200;
+        HeaderList headers;
+        std::string body;
+    };
+
+    bool send_reply(int fd, const Request& req, const Plan& p, Reply r) {
+        const Fault& f = p.fault;
+        if (f.interim_continue && !send_all(fd, "HTTP/1.1 100 Continue\r\nx-interim: 1\r\n\r\n")) return false;
+        for (const auto& h : f.headers) r.headers.push_back(h);
+        r.headers.emplace_back("Content-Length", std::to_string(r.body.size()));
+        if (f.drip_bytes == 0) {
+            if (!send_all(fd, head_of(r.status, r.headers, req.keep_alive) + r.body)) return false;
+            add_bytes(p.route, r.body.size());
+            return true;
+        }
+        if (!send_all(fd, head_of(r.status, r.headers, req.keep_alive))) return false;
+        std::string_view rest = r.body;
+        while (!rest.empty()) {
+            if (!pause(fd, f.drip_interval)) return false;
+            const std::string_view piece = rest.substr(0, f.drip_bytes);
+            if (!send_all(fd, piece)) return false;
+            add_bytes(p.route, piece.size());
+            rest.remove_prefix(piece.size());
+        }
+        return true;
+    }
+
+    void stream_oversized(int fd, const Plan& p) {
+        const Fault& f = p.fault;
+        HeaderList h = {{"Content-Type", "application/json"}};
+        for (const auto& x : f.headers) h.push_back(x);
+        if (f.chunked)
+            h.emplace_back("Transfer-Encoding", "chunked");
+        else
+            h.emplace_back("Content-Length", std::to_string(f.size));
+        if (!send_all(fd, head_of(200, h, false))) return;
+        const std::string prefix = R"({"id":"mock-oversized","padding":")";
+        const std::string suffix = R"("})";
+        const bool framed = f.size >= prefix.size() + suffix.size();
+        std::size_t left = f.size;
+        std::size_t written = 0;
+        const std::string filler(64 * 1024, 'x');
+        auto emit = [&](std::string_view data) {
+            if (data.empty()) return true;
+            if (f.chunked) {
+                char size_line[32];
+                std::snprintf(size_line, sizeof size_line, "%zx\r\n", data.size());
+                if (!send_all(fd, size_line) || !send_all(fd, data) || !send_all(fd, "\r\n")) return false;
+            } else if (!send_all(fd, data)) {
+                return false;
+            }
+            written += data.size();
+            return true;
+        };
+        bool ok = true;
+        if (framed) {
+            ok = emit(prefix);
+            left -= prefix.size() + suffix.size();
+        }
+        while (ok && left > 0) {
+            const std::size_t n = std::min(left, filler.size());
+            ok = emit(std::string_view(filler).substr(0, n));
+            left -= n;
+        }
+        if (ok && framed) ok = emit(suffix);
+        if (ok && f.chunked) send_all(fd, "0\r\n\r\n");
+        add_bytes(p.route, written);
+    }
+
+    // ---- bodies --------------------------------------------------------------------------
+
+    static std::int64_t tokens_of(std::size_t bytes) { return static_cast<std::int64_t>(bytes / 4 + 1); }
+
+    static HeaderList base_headers(const Plan& p) {
+        HeaderList h = {{"Content-Type", "application/json"}};
+        const std::string id = "req_mock" + std::to_string(p.seq);
+        switch (p.wire) {
+            case Wire::openai: h.emplace_back("x-request-id", id); break;
+            case Wire::azure: h.emplace_back("apim-request-id", id); break;
+            case Wire::anthropic: h.emplace_back("request-id", id); break;
+            case Wire::gemini: break;
+        }
+        return h;
+    }
+
+    /// The tool the request forces (Anthropic tool_choice {"type":"tool","name":...}), or "".
+    static std::string forced_tool(const Json& req) {
+        if (!req.is_object() || !req.contains("tool_choice")) return {};
+        const Json& tc = req["tool_choice"];
+        if (tc.is_object() && tc.value("type", "") == "tool" && tc.contains("name") && tc["name"].is_string())
+            return tc["name"].get<std::string>();
+        return {};
+    }
+
+    /// The JSON Schema the request asks the answer to follow, or null.
+    static Json requested_schema(Wire wire, const Json& req) {
+        if (!req.is_object()) return nullptr;
+        auto at = [&](std::initializer_list<const char*> path) -> Json {
+            const Json* j = &req;
+            for (const char* k : path) {
+                if (!j->is_object() || !j->contains(k)) return nullptr;
+                j = &(*j)[k];
+            }
+            return *j;
+        };
+        switch (wire) {
+            case Wire::openai:
+            case Wire::azure: return at({"response_format", "json_schema", "schema"});
+            case Wire::anthropic: {
+                const std::string tool = forced_tool(req);
+                if (!tool.empty() && req.contains("tools") && req["tools"].is_array())
+                    for (const Json& t : req["tools"])
+                        if (t.is_object() && t.value("name", "") == tool && t.contains("input_schema"))
+                            return t["input_schema"];
+                return at({"output_config", "format", "schema"});
+            }
+            case Wire::gemini: {
+                Json s = at({"generationConfig", "responseJsonSchema"});
+                return s.is_null() ? at({"generationConfig", "responseSchema"}) : s;
+            }
+        }
+        return nullptr;
+    }
+
+    /// Valid JSON that breaks `schema`: no required fields, or a wrongly typed property.
+    static Json violating(const Json& schema) {
+        if (schema.is_object()) {
+            if (schema.contains("required") && schema["required"].is_array() && !schema["required"].empty())
+                return Json::object();
+            std::string type =
+                schema.contains("type") && schema["type"].is_string() ? schema["type"].get<std::string>() : "";
+            std::transform(type.begin(), type.end(), type.begin(),
+                           [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+            if (type == "object") {
+                if (schema.contains("properties") && schema["properties"].is_object() &&
+                    !schema["properties"].empty()) {
+                    const auto it = schema["properties"].begin();
+                    const std::string ptype = it->is_object() ? it->value("type", "") : "";
+                    const bool is_string = ptype == "string" || ptype == "STRING";
+                    return Json{{it.key(), is_string
+                                               ? Json(12345)
+                                               : Json("not a " + (ptype.empty() ? std::string("value") : ptype))}};
+                }
+                return Json::array({"not", "an", "object"});
+            }
+        }
+        return Json{{"unexpected", true}};
+    }
+
+    Reply success_reply(const Plan& p, const Fault& f, const Json& req) const {
+        Reply r;
+        r.headers = base_headers(p);
+        const std::int64_t in = tokens_of(req.is_null() ? 0 : req.dump().size());
+        std::string text;
+        Json answer;  // structured answer (ok_json / schema_invalid)
+        bool structured = false;
+        if (f.kind == Fault::Kind::ok_json) {
+            answer = f.payload;
+            structured = true;
+        } else if (f.kind == Fault::Kind::schema_invalid) {
+            answer = f.payload.is_null() ? violating(requested_schema(p.wire, req)) : f.payload;
+            structured = true;
+        }
+        if (structured)
+            text = answer.dump();
+        else if (f.kind == Fault::Kind::ok_text || f.kind == Fault::Kind::refusal)
+            text = f.text;
+        const std::int64_t out =
+            tokens_of(text.size() + f.tool_name.size() + (f.payload.is_null() ? 0 : f.payload.dump().size()));
+        const std::string seq = std::to_string(p.seq);
+
+        switch (p.wire) {
+            case Wire::openai:
+            case Wire::azure: {
+                Json message = {{"role", "assistant"}, {"content", text}, {"refusal", nullptr}};
+                std::string finish = "stop";
+                if (f.kind == Fault::Kind::tool_call) {
+                    message["content"] = nullptr;
+                    message["tool_calls"] =
+                        Json::array({{{"id", "call_mock" + seq},
+                                      {"type", "function"},
+                                      {"function", {{"name", f.tool_name}, {"arguments", f.payload.dump()}}}}});
+                    finish = "tool_calls";
+                } else if (f.kind == Fault::Kind::refusal) {
+                    message["content"] = nullptr;
+                    message["refusal"] = f.text;
+                } else if (f.kind == Fault::Kind::content_filter || f.kind == Fault::Kind::safety_block) {
+                    message["content"] = nullptr;
+                    finish = "content_filter";
+                }
+                Json choice = {{"index", 0}, {"message", message}, {"logprobs", nullptr}, {"finish_reason", finish}};
+                Json body = {{"id", "chatcmpl-mock" + seq},
+                             {"object", "chat.completion"},
+                             {"created", 1700000000 + static_cast<std::int64_t>(p.seq)},
+                             {"model", p.model},
+                             {"choices", Json::array()},
+                             {"usage",
+                              {{"prompt_tokens", in},
+                               {"completion_tokens", out},
+                               {"total_tokens", in + out},
+                               {"prompt_tokens_details", {{"cached_tokens", 0}}},
+                               {"completion_tokens_details", {{"reasoning_tokens", 0}}}}},
+                             {"system_fingerprint", "fp_mock"}};
+                if (p.wire == Wire::azure) {
+                    const bool filtered = finish == "content_filter";
+                    Json results = {{"hate", {{"filtered", false}, {"severity", "safe"}}},
+                                    {"self_harm", {{"filtered", false}, {"severity", "safe"}}},
+                                    {"sexual", {{"filtered", false}, {"severity", "safe"}}},
+                                    {"violence", {{"filtered", filtered}, {"severity", filtered ? "high" : "safe"}}}};
+                    choice["content_filter_results"] = results;
+                    body["prompt_filter_results"] =
+                        Json::array({{{"prompt_index", 0}, {"content_filter_results", results}}});
+                }
+                body["choices"].push_back(std::move(choice));
+                r.body = body.dump();
+                return r;
+            }
+            case Wire::anthropic: {
+                Json content = Json::array();
+                std::string stop = "end_turn";
+                Json stop_details = nullptr;
+                const std::string tool = forced_tool(req);
+                if (f.kind == Fault::Kind::tool_call) {
+                    content.push_back({{"type", "tool_use"},
+                                       {"id", "toolu_mock" + seq},
+                                       {"name", f.tool_name},
+                                       {"input", f.payload}});
+                    stop = "tool_use";
+                } else if (structured && !tool.empty()) {
+                    content.push_back(
+                        {{"type", "tool_use"}, {"id", "toolu_mock" + seq}, {"name", tool}, {"input", answer}});
+                    stop = "tool_use";
+                } else if (f.kind == Fault::Kind::refusal || f.kind == Fault::Kind::content_filter ||
+                           f.kind == Fault::Kind::safety_block) {
+                    stop = "refusal";
+                    stop_details = {
+                        {"type", "refusal"},
+                        {"category", nullptr},
+                        {"explanation", f.kind == Fault::Kind::refusal ? f.text : "blocked by a safety classifier"}};
+                } else {
+                    content.push_back({{"type", "text"}, {"text", text}});
+                }
+                Json body = {{"id", "msg_mock" + seq},
+                             {"type", "message"},
+                             {"role", "assistant"},
+                             {"model", p.model},
+                             {"content", content},
+                             {"stop_reason", stop},
+                             {"stop_sequence", nullptr},
+                             {"usage",
+                              {{"input_tokens", in},
+                               {"output_tokens", out},
+                               {"cache_creation_input_tokens", 0},
+                               {"cache_read_input_tokens", 0}}}};
+                if (!stop_details.is_null()) body["stop_details"] = stop_details;
+                r.body = body.dump();
+                return r;
+            }
+            case Wire::gemini: {
+                const Json usage = {
+                    {"promptTokenCount", in}, {"candidatesTokenCount", out}, {"totalTokenCount", in + out}};
+                const Json ratings = Json::array(
+                    {{{"category", "HARM_CATEGORY_DANGEROUS_CONTENT"}, {"probability", "HIGH"}, {"blocked", true}}});
+                Json body = {{"modelVersion", p.model}, {"responseId", "mock-" + seq}};
+                if (f.kind == Fault::Kind::safety_block) {
+                    body["promptFeedback"] = {{"blockReason", "SAFETY"}, {"safetyRatings", ratings}};
+                    body["usageMetadata"] = {{"promptTokenCount", in}, {"totalTokenCount", in}};
+                    r.body = body.dump();
+                    return r;
+                }
+                Json candidate;
+                if (f.kind == Fault::Kind::content_filter) {
+                    candidate = {{"finishReason", "SAFETY"}, {"index", 0}, {"safetyRatings", ratings}};
+                } else {
+                    Json part = f.kind == Fault::Kind::tool_call
+                                    ? Json{{"functionCall", {{"name", f.tool_name}, {"args", f.payload}}}}
+                                    : Json{{"text", text}};
+                    candidate = {{"content", {{"parts", Json::array({part})}, {"role", "model"}}},
+                                 {"finishReason", "STOP"},
+                                 {"index", 0}};
+                }
+                body["candidates"] = Json::array({candidate});
+                body["usageMetadata"] = usage;
+                r.body = body.dump();
+                return r;
+            }
+        }
+        return r;
+    }
+
+    /// The provider's error body for a status (or for quota / context-length faults).
+    Reply error_reply(const Plan& p, const Fault& f) const {
+        Reply r;
+        r.headers = base_headers(p);
+        int status = f.http_status;
+        std::string oai_type = "invalid_request_error", oai_code, msg;
+        std::string ant_type = "api_error";
+        std::string g_status = "UNKNOWN";
+        Json g_details = Json::array();
+        const std::string model = p.model.empty() ? "the model" : p.model;
+
+        if (f.kind == Fault::Kind::quota_exhausted) {
+            status = (p.wire == Wire::anthropic) ? 402 : 429;
+        } else if (f.kind == Fault::Kind::context_length) {
+            status = 400;
+        }
+        switch (status) {
+            case 400:
+                msg = "Invalid request.";
+                ant_type = "invalid_request_error";
+                g_status = "INVALID_ARGUMENT";
+                break;
+            case 401:
+                msg = "Incorrect API key provided.";
+                oai_code = "invalid_api_key";
+                ant_type = "authentication_error";
+                g_status = "UNAUTHENTICATED";
+                break;
+            case 402:
+                msg = "Payment required.";
+                ant_type = "billing_error";
+                g_status = "FAILED_PRECONDITION";
+                break;
+            case 403:
+                msg = "Country, region, or territory not supported.";
+                oai_code = "unsupported_country_region_territory";
+                ant_type = "permission_error";
+                g_status = "PERMISSION_DENIED";
+                break;
+            case 404:
+                msg = "The model `" + model + "` does not exist or you do not have access to it.";
+                oai_code = "model_not_found";
+                ant_type = "not_found_error";
+                g_status = "NOT_FOUND";
+                break;
+            case 408:
+                msg = "Request timed out.";
+                oai_type = "timeout";
+                ant_type = "timeout_error";
+                g_status = "DEADLINE_EXCEEDED";
+                break;
+            case 409:
+                msg = "Conflict.";
+                oai_type = "conflict";
+                ant_type = "conflict_error";
+                g_status = "ABORTED";
+                break;
+            case 413:
+                msg = "Request exceeds the maximum allowed number of bytes.";
+                ant_type = "request_too_large";
+                g_status = "INVALID_ARGUMENT";
+                break;
+            case 422:
+                msg = "Unprocessable entity.";
+                ant_type = "invalid_request_error";
+                g_status = "INVALID_ARGUMENT";
+                break;
+            case 429:
+                msg = "Rate limit reached for " + model +
+                      " in organization org-mock on requests per min (RPM): Limit 500, Used 500, Requested 1. Please "
+                      "try again in 120ms.";
+                oai_type = "requests";
+                oai_code = "rate_limit_exceeded";
+                ant_type = "rate_limit_error";
+                g_status = "RESOURCE_EXHAUSTED";
+                break;
+            case 500:
+                msg = "The server had an error while processing your request. Sorry about that!";
+                oai_type = "server_error";
+                ant_type = "api_error";
+                g_status = "INTERNAL";
+                break;
+            case 502:
+                msg = "Bad gateway.";
+                oai_type = "server_error";
+                ant_type = "api_error";
+                g_status = "UNAVAILABLE";
+                break;
+            case 503:
+                msg = "The server is overloaded or not ready yet.";
+                oai_type = "service_unavailable_error";
+                oai_code = "server_is_overloaded";
+                ant_type = "api_error";
+                g_status = "UNAVAILABLE";
+                break;
+            case 504:
+                msg = "Gateway timeout.";
+                oai_type = "server_error";
+                ant_type = "timeout_error";
+                g_status = "DEADLINE_EXCEEDED";
+                break;
+            case 529:
+                msg = "Overloaded";
+                oai_type = "server_error";
+                ant_type = "overloaded_error";
+                g_status = "UNAVAILABLE";
+                break;
+            default:
+                msg = "Mock error " + std::to_string(status) + ".";
+                oai_type = status >= 500 ? "server_error" : "invalid_request_error";
+                ant_type = status >= 500 ? "api_error" : "invalid_request_error";
+                g_status = status >= 500 ? "INTERNAL" : "INVALID_ARGUMENT";
+                break;
+        }
+        if (f.kind == Fault::Kind::quota_exhausted) {
+            msg = "You exceeded your current quota, please check your plan and billing details.";
+            oai_type = oai_code = "insufficient_quota";
+            if (p.wire == Wire::anthropic) msg = "Your credit balance is too low to access the Anthropic API.";
+            g_details.push_back(
+                {{"@type", "type.googleapis.com/google.rpc.QuotaFailure"},
+                 {"violations", Json::array({{{"quotaMetric",
+                                               "generativelanguage.googleapis.com/generate_content_free_tier_requests"},
+                                              {"quotaId", "GenerateRequestsPerDayPerProjectPerModel-FreeTier"},
+                                              {"quotaValue", "250"}}})}});
+        } else if (f.kind == Fault::Kind::context_length) {
+            oai_code = "context_length_exceeded";
+            switch (p.wire) {
+                case Wire::openai:
+                case Wire::azure:
+                    msg =
+                        "This model's maximum context length is 128000 tokens. However, your messages resulted in "
+                        "130517 tokens. Please reduce the length of the messages.";
+                    break;
+                case Wire::anthropic: msg = "prompt is too long: 208656 tokens > 200000 maximum"; break;
+                case Wire::gemini:
+                    msg = "The input token count (1200000) exceeds the maximum number of tokens allowed (1048576).";
+                    break;
+            }
+        }
+        if (status == 429 && p.wire == Wire::gemini && f.retry_delay) {
+            std::string delay = *f.retry_delay;
+            if (!delay.empty() && std::isdigit(static_cast<unsigned char>(delay.back()))) delay += "s";
+            g_details.push_back({{"@type", "type.googleapis.com/google.rpc.RetryInfo"}, {"retryDelay", delay}});
+        }
+        if (!f.message.empty()) msg = f.message;
+        if (!f.type.empty()) oai_type = f.type;
+        r.status = status;
+
+        switch (p.wire) {
+            case Wire::openai:
+            case Wire::azure: {
+                const std::string code = f.code.empty() ? oai_code : f.code;
+                if (p.wire == Wire::azure && f.code.empty() && f.kind == Fault::Kind::status && status == 429) {
+                    r.body =
+                        Json{{"error",
+                              {{"code", "429"},
+                               {"message", f.message.empty()
+                                               ? "Requests to the ChatCompletions_Create Operation under Azure OpenAI "
+                                                 "API version 2024-10-21 have exceeded token rate limit of your "
+                                                 "current OpenAI S0 pricing tier. Please retry after 2 seconds."
+                                               : f.message}}}}
+                            .dump();
+                } else if (p.wire == Wire::azure && f.code.empty() && f.kind == Fault::Kind::status && status == 404) {
+                    r.body = Json{{"error",
+                                   {{"code", "DeploymentNotFound"},
+                                    {"message",
+                                     f.message.empty()
+                                         ? "The API deployment for this resource does not exist. If you created the "
+                                           "deployment within the last 5 minutes, please wait a moment and try again."
+                                         : f.message}}}}
+                                 .dump();
+                } else {
+                    r.body = Json{{"error",
+                                   {{"message", msg},
+                                    {"type", oai_type},
+                                    {"param", f.kind == Fault::Kind::context_length ? Json("messages") : Json(nullptr)},
+                                    {"code", code.empty() ? Json(nullptr) : Json(code)}}}}
+                                 .dump();
+                }
+                return r;
+            }
+            case Wire::anthropic:
+                if (f.kind == Fault::Kind::context_length) ant_type = "invalid_request_error";
+                r.body = Json{{"type", "error"},
+                              {"error", {{"type", f.code.empty() ? ant_type : f.code}, {"message", msg}}},
+                              {"request_id", "req_mock" + std::to_string(p.seq)}}
+                             .dump();
+                return r;
+            case Wire::gemini: {
+                Json err = {{"code", status}, {"message", msg}, {"status", f.code.empty() ? g_status : f.code}};
+                if (!g_details.empty()) err["details"] = g_details;
+                r.body = Json{{"error", err}}.dump();
+                return r;
+            }
+        }
+        return r;
+    }
+
+    Reply build(const Plan& p, const Json& req) const {
+        const Fault& f = p.fault;
+        switch (f.kind) {
+            case Fault::Kind::status:
+            case Fault::Kind::quota_exhausted:
+            case Fault::Kind::context_length: return error_reply(p, f);
+            case Fault::Kind::content_filter:
+            case Fault::Kind::safety_block:
+                if (p.wire == Wire::azure) {
+                    Reply r;
+                    r.status = 400;
+                    r.headers = base_headers(p);
+                    r.body = Json{{"error",
+                                   {{"code", "content_filter"},
+                                    {"param", "prompt"},
+                                    {"status", 400},
+                                    {"message",
+                                     "The response was filtered due to the prompt triggering Azure OpenAI's content "
+                                     "management policy."},
+                                    {"innererror",
+                                     {{"code", "ResponsibleAIPolicyViolation"},
+                                      {"content_filter_result",
+                                       {{"hate", {{"filtered", false}, {"severity", "safe"}}},
+                                        {"jailbreak", {{"filtered", false}, {"detected", false}}},
+                                        {"self_harm", {{"filtered", false}, {"severity", "safe"}}},
+                                        {"sexual", {{"filtered", false}, {"severity", "safe"}}},
+                                        {"violence", {{"filtered", true}, {"severity", "high"}}}}}}}}}}
+                                 .dump();
+                    return r;
+                }
+                return success_reply(p, f, req);
+            case Fault::Kind::malformed_json: {
+                Reply r = success_reply(p, Fault::ok("this body is cut short"), req);
+                r.body.resize(r.body.size() * 2 / 3);
+                return r;
+            }
+            case Fault::Kind::wrong_content_type: {
+                Reply r;
+                r.headers = {{"Content-Type", "text/html; charset=utf-8"}};
+                r.body =
+                    "<!DOCTYPE html><html><head><title>Sign in to the network</title></head>"
+                    "<body><p>Please accept the terms to continue.</p></body></html>";
+                return r;
+            }
+            case Fault::Kind::raw: {
+                Reply r;
+                r.status = f.http_status;
+                r.headers = {{"Content-Type", f.content_type}};
+                r.body = f.text;
+                return r;
+            }
+            default: return success_reply(p, f, req);
+        }
+    }
+
+    // ---- state ---------------------------------------------------------------------------
+
+    mutable std::mutex mutex_;
+    std::map<std::string, std::unique_ptr<MockRoute>> routes_;  // guarded by mutex_
+    std::map<std::string, PathStats> paths_;                    // guarded by mutex_
+    std::size_t requests_ = 0;                                  // guarded by mutex_
+    std::uint64_t seq_ = 0;                                     // guarded by mutex_
+    std::atomic<std::size_t> connections_{0};
+    std::atomic<bool> stopped_{false};
+    int listen_fd_ = -1;
+    int wake_read_ = -1;
+    int wake_write_ = -1;
+    std::uint16_t port_ = 0;
+    std::list<Conn> conns_;  // accept thread only, then stop() after joining it
+    std::thread accept_thread_;
+};
+
+inline MockRoute& MockRoute::then(Fault f, int times) {
+    std::lock_guard lock(owner_.mutex_);
+    for (int i = 0; i < times; ++i) script_.push_back(f);
+    return *this;
+}
+inline MockRoute& MockRoute::otherwise(Fault f) {
+    std::lock_guard lock(owner_.mutex_);
+    fallback_ = std::move(f);
+    return *this;
+}
+inline MockRoute& MockRoute::require_auth(bool on) {
+    std::lock_guard lock(owner_.mutex_);
+    require_auth_ = on;
+    return *this;
+}
+inline MockRoute& MockRoute::reset() {
+    std::lock_guard lock(owner_.mutex_);
+    script_.clear();
+    fallback_ = Fault::ok();
+    requests_ = 0;
+    bytes_sent_ = 0;
+    last_.reset();
+    return *this;
+}
+inline std::size_t MockRoute::requests() const {
+    std::lock_guard lock(owner_.mutex_);
+    return requests_;
+}
+inline std::size_t MockRoute::pending() const {
+    std::lock_guard lock(owner_.mutex_);
+    return script_.size();
+}
+inline std::size_t MockRoute::bytes_sent() const {
+    std::lock_guard lock(owner_.mutex_);
+    return bytes_sent_;
+}
+inline std::optional<RecordedRequest> MockRoute::last_request() const {
+    std::lock_guard lock(owner_.mutex_);
+    return last_;
+}
+inline std::string MockRoute::url() const { return owner_.url(name_); }
+
+}  // namespace failover_mock
