@@ -152,7 +152,7 @@ std::shared_ptr<const Schema> invoice_schema() {
 
 // The plain request of providers.md section 1.
 ChatRequest plain_request(bool with_stop) {
-    ChatRequest r = chat({failover::system("Be terse."), user("Hi")});
+    ChatRequest r = chat({failover::system_prompt("Be terse."), user("Hi")});
     r.max_tokens = 256;
     if (with_stop) r.stop = {"\n\n"};
     return r;
@@ -161,7 +161,7 @@ ChatRequest plain_request(bool with_stop) {
 // A full tool round: the model called two tools and both results come back.
 ChatRequest tools_request() {
     ChatRequest r;
-    r.messages = {failover::system("You are a weather bot."), user("Weather in Paris, and the time?"),
+    r.messages = {failover::system_prompt("You are a weather bot."), user("Weather in Paris, and the time?"),
                   assistant("", {ToolCall{"call_1", "get_weather", json{{"city", "Paris"}}},
                                  ToolCall{"call_2", "get_time", json::object()}}),
                   tool_result("call_1", "get_weather", R"({"temp_c":21})"),
@@ -436,7 +436,7 @@ TEST_CASE("encode applies default output limits and omits what is unset", "[adap
 }
 
 TEST_CASE("encode merges turns and hoists system prompts where the provider needs it", "[adapters][encode]") {
-    ChatRequest r = chat({failover::system("A"), user("one"), user("two"), failover::system("B"), assistant("ok"), user("three")});
+    ChatRequest r = chat({failover::system_prompt("A"), user("one"), user("two"), failover::system_prompt("B"), assistant("ok"), user("three")});
     json a = body_of(anthropic().encode(r));
     CHECK(a.at("system") == json::parse(R"([{"type":"text","text":"A"},{"type":"text","text":"B"}])"));
     CHECK(a.at("messages") == json::parse(R"([
@@ -475,7 +475,7 @@ TEST_CASE("encode refuses what a provider cannot express, as bad_request values"
         CHECK(r.error().message.find(part) != std::string::npos);
     };
     refused(openai().encode(ChatRequest{}), "no messages");
-    refused(anthropic().encode(chat({failover::system("only")})), "only system");
+    refused(anthropic().encode(chat({failover::system_prompt("only")})), "only system");
 
     ChatRequest five = chat({user("x")});
     five.stop = {"a", "b", "c", "d", "e"};
@@ -1136,7 +1136,7 @@ TEST_CASE("HardError always returns its failure", "[adapters][static]") {
 TEST_CASE("ReplyCache keys by content, evicts the least recently used, and CachedReply serves it", "[adapters][cache]") {
     ChatRequest a = chat({user("hello")});
     ChatRequest b = chat({user("hello!")});
-    ChatRequest c = chat({failover::system("s"), user("hello")});
+    ChatRequest c = chat({failover::system_prompt("s"), user("hello")});
     // The key is stable across processes and platforms: a fixed request has a fixed key.
     CHECK(ReplyCache::key(a) == "1e3f301bf42bdf1674a3b41202b5f688");
     ChatRequest other_tenant = chat({user("hello")});

@@ -361,7 +361,7 @@ TEST_CASE("malformed headers and bodies are classified, not thrown") {
     REQUIRE_FALSE(r);
     const auto& at = r.error().attempts;
     REQUIRE(at.size() == 4);
-    CHECK(at[0].reason == Reason::server_error);
+    CHECK(at[0].reason == Reason::overloaded);  // 503
     CHECK(at[1].reason == Reason::malformed_response);
     CHECK(at[2].reason == Reason::malformed_response);
     CHECK(at[3].reason == Reason::malformed_response);
@@ -494,7 +494,7 @@ TEST_CASE("a DynamicRouter over AnyRoutes built at run time behaves like Router"
     REQUIRE(r);
     CHECK(r->route == "canned");
     REQUIRE(r->attempts.size() == 2);
-    CHECK(r->attempts[0].reason == Reason::server_error);
+    CHECK(r->attempts[0].reason == Reason::overloaded);  // 503
     CHECK(env.sink->of("fallback").at(0).from == "primary");
     CHECK(router.route(0).breaker().window_counts(env.clock->now()).second == 1);
     CHECK_THROWS_WITH(DynamicRouter(std::vector<AnyRoute>{}), Catch::Contains("at least one route"));

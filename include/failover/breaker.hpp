@@ -316,7 +316,7 @@ private:
     int probe_successes_ = 0;
     time_point open_until_{};
     std::chrono::milliseconds last_open_for_{0};
-    Jitter jitter_{};
+    Jitter jitter_;
 };
 
 FAILOVER_END_NAMESPACE

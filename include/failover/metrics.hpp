@@ -273,7 +273,7 @@ protected:
     }
 
 private:
-    std::ostream& out_{};
+    std::ostream& out_;
 };
 
 FAILOVER_END_NAMESPACE

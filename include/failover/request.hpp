@@ -49,8 +49,9 @@ struct Message {
     std::string name{};                ///< tool turns: the tool's name (Gemini needs it)
 };
 
-/// A system message.
-inline Message system(std::string text) { return {Role::system, std::move(text), {}, {}, {}}; }
+/// A system message. (Named system_prompt, not system: with `using namespace failover`
+/// an unqualified system("...") would silently call ::system from <cstdlib>.)
+inline Message system_prompt(std::string text) { return {Role::system, std::move(text), {}, {}, {}}; }
 /// A user message.
 inline Message user(std::string text) { return {Role::user, std::move(text), {}, {}, {}}; }
 /// An assistant message, e.g. an earlier answer in the history.

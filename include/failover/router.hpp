@@ -102,7 +102,8 @@ inline Failure with_route(Failure f, const std::string& route) {
 // wrong with it, and an instruction to answer with JSON only.
 inline ChatRequest repair_request(const ChatRequest& req, const std::string& previous, const Failure& f) {
     ChatRequest r = req;
-    r.messages.push_back(assistant(previous));
+    // An adapter that rejects non-JSON itself leaves no text here; its message carries an excerpt.
+    if (!previous.empty()) r.messages.push_back(assistant(previous));
     r.messages.push_back(user("Your previous answer did not match the required JSON Schema: " + f.message +
                               "\nAnswer again with only a JSON value that matches the schema, and nothing else."));
     return r;
