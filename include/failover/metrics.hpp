@@ -42,6 +42,7 @@ struct AttemptEvent {
     int status = 0;
     std::chrono::nanoseconds latency{};
     Usage usage{};                       ///< when ok
+    double cost_usd = 0.0;               ///< when ok and the route has prices
 };
 
 /// A retry on the same route is about to wait `delay`.
@@ -105,14 +106,25 @@ struct PolicyEvent {
     std::string_view category{};         ///< the provider's category, when given
 };
 
+/// The share of requests served by a non-primary route crossed its threshold
+/// (alert) or fell back under it (recovery). Emitted by a DriftMonitor.
+struct DriftEvent {
+    std::string_view tenant{};          ///< "" for the overall share
+    bool alert = true;                  ///< true: crossed above; false: recovered
+    double share = 0.0;                 ///< fallback share over the window, 0..1
+    double threshold = 0.0;
+    std::chrono::seconds window{};
+    std::uint64_t requests = 0;         ///< requests in the window
+};
+
 /// Everything the router reports.
 using Event = std::variant<AttemptEvent, RetryEvent, FallbackEvent, SkipEvent, BreakerEvent, CooldownEvent,
-                           SuccessEvent, ExhaustedEvent, PolicyEvent>;
+                           SuccessEvent, ExhaustedEvent, PolicyEvent, DriftEvent>;
 
 /// Stable name of an event's type ("attempt", "retry", "fallback", ...).
 inline std::string_view event_name(const Event& e) noexcept {
-    static constexpr std::string_view names[] = {"attempt", "retry",   "fallback",  "skip",  "breaker",
-                                                 "cooldown", "success", "exhausted", "policy"};
+    static constexpr std::string_view names[] = {"attempt", "retry",     "fallback", "skip",  "breaker",
+                                                 "cooldown", "success", "exhausted", "policy", "drift"};
     return names[e.index()];
 }
 
@@ -246,6 +258,13 @@ inline nlohmann::json to_json(const Event& ev) {
                 j["reason"] = to_string(e.reason);
                 j["attempts"] = e.attempts;
                 j["duration_s"] = seconds(e.latency);
+            } else if constexpr (std::is_same_v<E, DriftEvent>) {
+                j["tenant"] = s(e.tenant);
+                j["alert"] = e.alert;
+                j["share"] = e.share;
+                j["threshold"] = e.threshold;
+                j["window_s"] = e.window.count();
+                j["requests"] = e.requests;
             } else if constexpr (std::is_same_v<E, PolicyEvent>) {
                 j["route"] = s(e.route);
                 j["tenant"] = s(e.tenant);
