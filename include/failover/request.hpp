@@ -80,6 +80,7 @@ struct ChatRequest {
     std::shared_ptr<const Schema> schema{}; ///< structured output: the answer must validate against it
     std::string schema_name = "answer";   ///< name sent where a provider wants one ([A-Za-z0-9_-], <= 64)
     std::string tenant{};                   ///< who pays; tags metrics and selects budgets
+    std::string tier{};                     ///< the tenant's tier, e.g. "premium"; routes may be reserved for tiers
     std::string data_class{};               ///< e.g. "public", "pii", "phi"; routes must be approved for it
     std::string region{};                   ///< where the data may go, e.g. "eu"
     std::optional<std::chrono::milliseconds> timeout{};  ///< whole-chain deadline; router default otherwise

@@ -57,6 +57,7 @@ struct ChatResponse {
     Usage usage{};
     std::string model{};                   ///< the model the provider says answered
     std::string route{};                   ///< the route that answered
+    double cost_usd = 0.0;                 ///< usage priced at the answering route's Price
     std::vector<Attempt> attempts{};       ///< every attempt of the request, the last one successful
 };
 

@@ -13,9 +13,11 @@
 #include <string_view>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "failover/adapter.hpp"
 #include "failover/breaker.hpp"
+#include "failover/budget.hpp"
 #include "failover/clock.hpp"
 #include "failover/retry.hpp"
 #include "failover/transport.hpp"
@@ -36,6 +38,13 @@ struct RouteOptions {
     int repair_attempts = 1;                           ///< schema repair turns (each uses one of max_attempts)
     BreakerOptions breaker{};
     RetryBudgetOptions retry_budget{};
+    Price price{};                                     ///< per million tokens; charged to the tenant's budget
+    std::int64_t expected_output_tokens = 512;         ///< for the cost estimate when the request sets no max_tokens
+    std::vector<std::string> data_classes{};           ///< data classes this route is approved for ("*": any)
+    std::vector<std::string> regions{};                ///< regions this route is approved for ("*": any)
+    std::vector<std::string> tiers{};                  ///< tenant tiers allowed on this route (empty: all)
+    std::int64_t context_window = 0;                   ///< tokens the model accepts (0: unknown, not checked)
+    int safety_level = 0;                              ///< strictness, for the opt-in policy fallback
 
     /// Throws std::invalid_argument naming the route, the field and the value.
     void validate(std::string_view route) const {
@@ -50,6 +59,10 @@ struct RouteOptions {
         if (attempt_timeout.count() <= 0) bad("attempt_timeout", std::to_string(attempt_timeout.count()) + " ms");
         if (connect_timeout.count() <= 0) bad("connect_timeout", std::to_string(connect_timeout.count()) + " ms");
         if (repair_attempts < 0) bad("repair_attempts", std::to_string(repair_attempts));
+        if (!(price.input_per_million >= 0.0) || !(price.output_per_million >= 0.0))
+            bad("price", "prices must be >= 0");
+        if (expected_output_tokens < 0) bad("expected_output_tokens", std::to_string(expected_output_tokens));
+        if (context_window < 0) bad("context_window", std::to_string(context_window));
         try {
             breaker.validate();
         } catch (const std::invalid_argument& e) {

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -26,6 +27,7 @@
 #include <vector>
 
 #include "failover/adapter.hpp"
+#include "failover/budget.hpp"
 #include "failover/classifier.hpp"
 #include "failover/clock.hpp"
 #include "failover/failure.hpp"
@@ -39,6 +41,10 @@
 
 FAILOVER_BEGIN_NAMESPACE
 
+/// A user quality gate: returns a reason to reject an answer, or nullopt to pass it.
+/// A rejection is handled like a schema failure: a repair turn, then fail over.
+using QualityGate = std::function<std::optional<std::string>(const ChatRequest&, const ChatResponse&)>;
+
 /// Settings that apply to the whole chain.
 struct RouterOptions {
     std::shared_ptr<Clock> clock = default_clock();
@@ -46,20 +52,26 @@ struct RouterOptions {
     std::optional<std::uint64_t> seed;                 ///< jitter seed; random when unset
     std::chrono::milliseconds timeout{60000};          ///< whole-chain deadline unless the request sets one
     int max_recovery_waits = 3;                        ///< times an all-skipped chain waits for a route to recover
+    std::shared_ptr<Budgets> budgets{};                ///< tenant ceilings; none: no budget checks
+    std::function<std::int64_t(const ChatRequest&)> token_counter{};  ///< request size; default estimate_tokens
+    std::vector<QualityGate> gates{};                  ///< run on every answer, after the schema
+    bool policy_fallback = false;                      ///< opt in: after a policy block, try only routes at least as strict
+    std::function<void(const ChatRequest&, const ChatResponse&)> on_answer{};  ///< e.g. ReplyCache::store
 };
 
 namespace detail {
 
 // Per-request state, on the caller's stack.
 struct Ctx {
-    Ctx(const ChatRequest& r, Clock& c, Sleeper& s, MetricsSink* k, std::atomic<std::uint64_t>& errors,
-        std::uint64_t seed, std::chrono::milliseconds timeout)
-        : req(r), clock(c), sleeper(s), sink(k), sink_errors(errors), jitter(seed), start(c.now()),
-          deadline(start + timeout) {
+    Ctx(const ChatRequest& r, const RouterOptions& o, MetricsSink* k, std::atomic<std::uint64_t>& errors,
+        std::uint64_t seed)
+        : req(r), opts(o), clock(*o.clock), sleeper(*o.sleeper), sink(k), sink_errors(errors), jitter(seed),
+          start(clock.now()), deadline(start + (r.timeout ? *r.timeout : o.timeout)) {
         attempts.reserve(4);
     }
 
     const ChatRequest& req;
+    const RouterOptions& opts;
     Clock& clock;
     Sleeper& sleeper;
     MetricsSink* sink{};
@@ -79,6 +91,17 @@ struct Ctx {
     const std::string* earliest_route = nullptr;
     bool first_route_seen = false;
     const std::string* first_route = nullptr;
+    // Gates that persist across routes.
+    bool any_approved = false;                 // some route was approved for the request's data
+    std::int64_t min_window = 0;               // after context_too_long: only larger windows
+    std::optional<int> policy_floor;           // after a policy block with policy_fallback: at least this strict
+    std::optional<Failure> policy_failure;
+    std::optional<std::int64_t> token_count;
+
+    std::int64_t tokens() {
+        if (!token_count) token_count = opts.token_counter ? opts.token_counter(req) : estimate_tokens(req);
+        return *token_count;
+    }
 
     void emit(const Event& e) {
         if (!sink) return;
@@ -165,6 +188,12 @@ Result<ChatResponse> attempt_once(R& route, const ChatRequest& req, Ctx& ctx, st
                 rejected = std::move(out->text);
                 return *bad;
             }
+            for (const auto& gate : ctx.opts.gates) {
+                if (auto why = gate(req, *out)) {
+                    rejected = std::move(out->text);
+                    return Failure::of(Reason::quality_gate, std::move(*why));
+                }
+            }
         }
         return out;
     } catch (const std::exception& e) {
@@ -197,12 +226,58 @@ void report(Ctx& ctx, const R& route, const std::optional<BreakerTransition>& t)
     if (t) ctx.emit(BreakerEvent{route.name(), *t});
 }
 
+inline bool listed(const std::vector<std::string>& v, const std::string& x) {
+    return std::find(v.begin(), v.end(), x) != v.end() || std::find(v.begin(), v.end(), "*") != v.end();
+}
+// A route may see the request's data only if it is approved for its class and region.
+inline bool approved(const RouteOptions& o, const ChatRequest& req) {
+    return (req.data_class.empty() || listed(o.data_classes, req.data_class)) &&
+           (req.region.empty() || listed(o.regions, req.region));
+}
+inline std::string describe_data(const ChatRequest& req) {
+    std::string s;
+    if (!req.data_class.empty()) s += "data class '" + req.data_class + "'";
+    if (!req.region.empty()) s += (s.empty() ? "" : " in ") + std::string("region '") + req.region + "'";
+    return s;
+}
+
 // The whole visit of one route: eligibility, then the attempt loop.
 template <class R>
 Step run_route(R& route, Ctx& ctx) {
     const bool is_first = !ctx.first_route_seen;
     ctx.first_route_seen = true;
     if (is_first) ctx.first_route = &route.name();
+
+    const RouteOptions& o = route.options();
+    if (ctx.policy_floor && o.safety_level < *ctx.policy_floor) {
+        skip(ctx, route, Reason::not_approved, "less strict than the route that blocked the request");
+        return Step::next;
+    }
+    if (!approved(o, ctx.req)) {
+        skip(ctx, route, Reason::not_approved, "not approved for " + describe_data(ctx.req));
+        return Step::next;
+    }
+    ctx.any_approved = true;
+    if (!o.tiers.empty() && std::find(o.tiers.begin(), o.tiers.end(), ctx.req.tier) == o.tiers.end()) {
+        skip(ctx, route, Reason::not_approved, "reserved for other tenant tiers than '" + ctx.req.tier + "'");
+        return Step::next;
+    }
+    if (o.context_window > 0) {
+        const std::int64_t needed = ctx.tokens() + ctx.req.max_tokens.value_or(0);
+        if (needed > o.context_window || o.context_window < ctx.min_window) {
+            skip(ctx, route, Reason::context_window,
+                 "context window of " + std::to_string(o.context_window) + " tokens is too small (request ~" +
+                     std::to_string(needed) + ", needs more than " + std::to_string(std::max<std::int64_t>(ctx.min_window - 1, 0)) + ")");
+            return Step::next;
+        }
+    }
+    if (ctx.opts.budgets && !o.price.free()) {
+        const Usage expect{ctx.tokens(), ctx.req.max_tokens ? *ctx.req.max_tokens : o.expected_output_tokens};
+        if (!ctx.opts.budgets->affords(ctx.req.tenant, o.price.cost(expect), ctx.clock.wall_now())) {
+            skip(ctx, route, Reason::budget_exceeded, "tenant '" + ctx.req.tenant + "' cannot afford this route");
+            return Step::next;
+        }
+    }
 
     Clock::time_point now = ctx.clock.now();
     if (const auto until = route.cooldown_until(); until > now) {
@@ -211,7 +286,6 @@ Step run_route(R& route, Ctx& ctx) {
         return Step::next;
     }
 
-    const RouteOptions& o = route.options();
     ChatRequest repaired;  // used once a repair turn exists
     const ChatRequest* req = &ctx.req;
     int repairs = 0;
@@ -256,13 +330,22 @@ Step run_route(R& route, Ctx& ctx) {
             ctx.attempts.push_back(std::move(a));
             report(ctx, route, route.breaker().on_success(now, acq.permit));
             route.retry_budget().on_success(n > 1, last_retry_reason);
+            r->cost_usd = o.price.cost(r->usage);
+            if (ctx.opts.budgets) ctx.opts.budgets->charge(ctx.req.tenant, r->cost_usd, ctx.clock.wall_now());
             ctx.emit(AttemptEvent{route.name(), ctx.req.tenant, route.provider(), route.model(), n, true,
-                                  FailureKind::transient, Reason::internal, 0, latency, r->usage});
+                                  FailureKind::transient, Reason::internal, 0, latency, r->usage, r->cost_usd});
             ChatResponse res = std::move(*r);
             res.route = route.name();
             res.attempts = std::move(ctx.attempts);
             ctx.emit(SuccessEvent{route.name(), ctx.req.tenant, static_cast<int>(res.attempts.size()), !is_first,
                                   now - ctx.start});
+            if (ctx.opts.on_answer) {
+                try {
+                    ctx.opts.on_answer(ctx.req, res);
+                } catch (...) {
+                    ctx.sink_errors.fetch_add(1, std::memory_order_relaxed);
+                }
+            }
             ctx.answer = std::move(res);
             return Step::answered;
         }
@@ -287,9 +370,18 @@ Step run_route(R& route, Ctx& ctx) {
 
         if (f.kind == FailureKind::policy) {
             ctx.emit(PolicyEvent{route.name(), ctx.req.tenant, f.reason, f.category});
+            if (!ctx.opts.policy_fallback) {
+                ctx.last_failure = std::move(f);
+                return Step::stop;
+            }
+            // Opted in: go on, but only to routes at least as strict as this one.
+            ctx.policy_floor = std::max(ctx.policy_floor.value_or(o.safety_level), o.safety_level);
+            if (!ctx.policy_failure) ctx.policy_failure = f;
             ctx.last_failure = std::move(f);
-            return Step::stop;
+            return Step::next;
         }
+        if (f.reason == Reason::context_too_long && o.context_window > 0)
+            ctx.min_window = std::max(ctx.min_window, o.context_window + 1);
 
         // A server wait longer than we honour, or past the deadline: cool the route down, fail over now.
         if (f.retry_after && (*f.retry_after > o.max_retry_after || now + *f.retry_after > ctx.deadline)) {
@@ -356,6 +448,18 @@ Result<ChatResponse> run_chain(Ctx& ctx, const RouterOptions& opts, Pass&& visit
 
         Failure f = ctx.last_failure ? std::move(*ctx.last_failure)
                                      : Failure::of(Reason::internal, "the chain has no routes");
+        if (ctx.policy_failure) {
+            // Opted-in policy fallback found no stricter route that answered: the block stands.
+            f = std::move(*ctx.policy_failure);
+            f.attempts = std::move(ctx.attempts);
+            return f;
+        }
+        if (!ctx.any_approved && (!ctx.req.data_class.empty() || !ctx.req.region.empty())) {
+            f = Failure::of(Reason::not_approved, "no route is approved for " + describe_data(ctx.req));
+            f.attempts = std::move(ctx.attempts);
+            ctx.emit(ExhaustedEvent{ctx.req.tenant, f.reason, 0, now - ctx.start});
+            return f;
+        }
         if (step == Step::next && ctx.tried_this_pass == 0 && ctx.earliest_recovery) {
             // Every route was skipped for a reason that passes with time.
             const auto at = *ctx.earliest_recovery;
@@ -467,8 +571,7 @@ protected:
     Result<ChatResponse> run(const ChatRequest& req, Pass&& pass) {
         std::shared_ptr<MetricsSink> sink = sink_.load(std::memory_order_acquire);
         const std::uint64_t n = requests_.fetch_add(1, std::memory_order_relaxed) + 1;
-        Ctx ctx(req, *opts_.clock, *opts_.sleeper, sink.get(), sink_errors_, seed_ ^ (0x9E3779B97F4A7C15ull * n),
-                req.timeout ? *req.timeout : opts_.timeout);
+        Ctx ctx(req, opts_, sink.get(), sink_errors_, seed_ ^ (0x9E3779B97F4A7C15ull * n));
         return run_chain(ctx, opts_, std::forward<Pass>(pass));
     }
     static void check_unique(const std::vector<const std::string*>& names) {
@@ -592,9 +695,7 @@ Result<ChatResponse> route_with_fallback(const ChatRequest& req, Routes&... rout
     static const RouterOptions opts{};
     static std::atomic<std::uint64_t> counter{detail::random_seed()};
     static std::atomic<std::uint64_t> sink_errors{0};
-    detail::Ctx ctx(req, *opts.clock, *opts.sleeper, nullptr, sink_errors,
-                    counter.fetch_add(0x9E3779B97F4A7C15ull, std::memory_order_relaxed),
-                    req.timeout ? *req.timeout : opts.timeout);
+    detail::Ctx ctx(req, opts, nullptr, sink_errors, counter.fetch_add(0x9E3779B97F4A7C15ull, std::memory_order_relaxed));
     return detail::run_chain(ctx, opts, [&](detail::Ctx& c) {
         detail::Step step = detail::Step::next;
         ((step == detail::Step::next ? (void)(step = detail::run_route(routes, c)) : (void)0), ...);

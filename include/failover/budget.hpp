@@ -1,0 +1,182 @@
+// SPDX-License-Identifier: MIT
+// What routes cost and what tenants may spend. A Price turns token usage into
+// dollars; a BudgetStore keeps each tenant's spend over a rolling window (the
+// in-memory default here; a shared store such as Redis implements the same
+// two calls); Budgets holds the ceilings. The router asks before each route
+// whether the tenant can still afford it (an estimate from the request's size)
+// and downshifts to cheaper routes when it cannot; it charges the real cost of
+// every answer. Admission uses an estimate (the request's size and its
+// max_tokens or the route's expected_output_tokens), so the last request
+// admitted may overshoot a ceiling by its estimate's error; concurrent
+// requests of one tenant may overshoot by the requests in flight, since the
+// check and the charge are not one transaction.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "failover/response.hpp"
+#include "failover/version.hpp"
+
+FAILOVER_BEGIN_NAMESPACE
+
+/// A route's price in US dollars per million tokens.
+struct Price {
+    double input_per_million = 0.0;
+    double output_per_million = 0.0;
+
+    /// Cost of `u`, in dollars.
+    double cost(const Usage& u) const noexcept {
+        return (static_cast<double>(u.input_tokens) * input_per_million +
+                static_cast<double>(u.output_tokens) * output_per_million) /
+               1e6;
+    }
+    bool free() const noexcept { return input_per_million == 0.0 && output_per_million == 0.0; }
+};
+
+/// Where tenants' spend is kept. Implementations must be thread-safe.
+class BudgetStore {
+public:
+    virtual ~BudgetStore() = default;
+    /// Dollars `tenant` spent in (now - window, now].
+    virtual double spent(std::string_view tenant, std::chrono::system_clock::time_point now,
+                         std::chrono::seconds window) = 0;
+    /// Records `usd` spent by `tenant` at `now`.
+    virtual void add(std::string_view tenant, double usd, std::chrono::system_clock::time_point now) = 0;
+};
+
+/// In-process store: per tenant, spend in buckets of window/60, so memory stays
+/// bounded whatever the request rate.
+class InMemoryBudgetStore final : public BudgetStore {
+public:
+    double spent(std::string_view tenant, std::chrono::system_clock::time_point now,
+                 std::chrono::seconds window) override {
+        std::lock_guard lock(mu_);
+        auto it = tenants_.find(std::string(tenant));
+        if (it == tenants_.end()) return 0.0;
+        const std::int64_t cur = bucket(now, window);
+        const std::int64_t first = cur - kBuckets + 1;
+        auto& b = it->second;
+        b.erase(b.begin(), b.lower_bound(first));
+        double sum = 0.0;
+        for (const auto& [k, v] : b)
+            if (k <= cur) sum += v;
+        return sum;
+    }
+    void add(std::string_view tenant, double usd, std::chrono::system_clock::time_point now) override {
+        std::lock_guard lock(mu_);
+        tenants_[std::string(tenant)][bucket(now, window_hint_)] += usd;
+    }
+    /// The window spent() will be asked about; sets the bucket width (default 24 h).
+    void set_window(std::chrono::seconds w) {
+        std::lock_guard lock(mu_);
+        window_hint_ = w;
+    }
+
+private:
+    static constexpr std::int64_t kBuckets = 60;
+    static std::int64_t bucket(std::chrono::system_clock::time_point t, std::chrono::seconds window) {
+        const auto width = std::max<std::int64_t>(1, std::chrono::duration_cast<std::chrono::milliseconds>(window).count() / kBuckets);
+        return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count() / width;
+    }
+    std::mutex mu_;
+    std::chrono::seconds window_hint_{std::chrono::hours{24}};
+    std::unordered_map<std::string, std::map<std::int64_t, double>> tenants_;
+};
+
+/// Per-tenant spending ceilings over a rolling window.
+/// @code
+/// auto budgets = std::make_shared<Budgets>(std::chrono::hours{24});
+/// budgets->limit("acme", 50.0).limit("free-tier-user-17", 0.10);
+/// RouterOptions o; o.budgets = budgets;
+/// @endcode
+class Budgets {
+public:
+    explicit Budgets(std::chrono::seconds window = std::chrono::hours{24},
+                     std::shared_ptr<BudgetStore> store = nullptr)
+        : window_(window), store_(store ? std::move(store) : make_default(window)) {
+        if (window.count() <= 0)
+            throw std::invalid_argument("failover: Budgets: window must be positive, got " +
+                                        std::to_string(window.count()) + " s");
+    }
+
+    /// Caps `tenant` at `usd` per window. Throws on a negative ceiling.
+    Budgets& limit(std::string tenant, double usd) {
+        if (!(usd >= 0.0)) throw std::invalid_argument("failover: Budgets::limit: ceiling for '" + tenant + "' must be >= 0");
+        std::lock_guard lock(mu_);
+        limits_[std::move(tenant)] = usd;
+        return *this;
+    }
+    /// Ceiling for tenants without their own (default: none).
+    Budgets& default_limit(std::optional<double> usd) {
+        if (usd && !(*usd >= 0.0)) throw std::invalid_argument("failover: Budgets::default_limit must be >= 0");
+        std::lock_guard lock(mu_);
+        default_ = usd;
+        return *this;
+    }
+    /// The tenant's ceiling, if it has one.
+    std::optional<double> ceiling(std::string_view tenant) const {
+        std::lock_guard lock(mu_);
+        auto it = limits_.find(std::string(tenant));
+        if (it != limits_.end()) return it->second;
+        return default_;
+    }
+    /// Dollars the tenant spent in the window ending now.
+    double spent(std::string_view tenant, std::chrono::system_clock::time_point now) const {
+        return store_->spent(tenant, now, window_);
+    }
+    /// Records spend.
+    void charge(std::string_view tenant, double usd, std::chrono::system_clock::time_point now) const {
+        if (usd > 0.0) store_->add(tenant, usd, now);
+    }
+    /// Whether spending `estimate` more keeps the tenant within its ceiling.
+    bool affords(std::string_view tenant, double estimate, std::chrono::system_clock::time_point now) const {
+        const auto c = ceiling(tenant);
+        if (!c) return true;
+        if (estimate <= 0.0) return true;  // free routes stay open at the ceiling
+        return spent(tenant, now) + estimate <= *c;
+    }
+    std::chrono::seconds window() const noexcept { return window_; }
+
+private:
+    static std::shared_ptr<BudgetStore> make_default(std::chrono::seconds window) {
+        auto s = std::make_shared<InMemoryBudgetStore>();
+        s->set_window(window);
+        return s;
+    }
+    std::chrono::seconds window_;
+    std::shared_ptr<BudgetStore> store_;
+    mutable std::mutex mu_;
+    std::unordered_map<std::string, double> limits_;
+    std::optional<double> default_;
+};
+
+/// A rough token count of a request: about 4 bytes per token of text plus a few
+/// tokens of framing per message and tool. Good enough to keep a request away
+/// from a window it clearly overflows; plug in a real tokenizer through
+/// RouterOptions::token_counter where it matters.
+inline std::int64_t estimate_tokens(const ChatRequest& req) {
+    std::size_t bytes = 0;
+    std::int64_t framing = 3;
+    for (const auto& m : req.messages) {
+        bytes += m.content.size();
+        for (const auto& c : m.tool_calls) bytes += c.name.size() + c.arguments.dump().size();
+        framing += 4;
+    }
+    for (const auto& t : req.tools) {
+        bytes += t.name.size() + t.description.size() + t.parameters.dump().size();
+        framing += 8;
+    }
+    return framing + static_cast<std::int64_t>((bytes + 3) / 4);
+}
+
+FAILOVER_END_NAMESPACE
