@@ -17,6 +17,7 @@
 #include "failover/retry.hpp"
 #include "failover/breaker.hpp"
 #include "failover/schema.hpp"
+#include "failover/budget.hpp"
 #include "failover/metrics.hpp"
 #include "failover/route.hpp"
 #include "failover/router.hpp"
