@@ -393,7 +393,7 @@ TEST_CASE("mock: stopping the server ends hanging connections", "[transport][moc
     CHECK(r.error().reason == Reason::connection);  // the server went away, well before 10 s
 }
 
-TEST_CASE("mock: scripts play in order, then the default; bad requests are refused like the real API",
+TEST_CASE("mock: scripts play in order, then the default, and bad requests are refused like the real API",
           "[transport][mock]") {
     MockProvider mock;
     CurlTransport http;

@@ -131,6 +131,7 @@ constexpr bool counts_as_breaker_failure(Reason r) noexcept {
         case Reason::malformed_response:
         case Reason::response_too_large:
         case Reason::auth:
+        case Reason::not_found:  // a retired model stays retired: stop calling it
         case Reason::quota_exhausted:
         case Reason::internal:
             return true;
