@@ -579,7 +579,7 @@ TEST_CASE("OpenAI decode: text, usage, model, finish reason", "[adapters][decode
     CHECK(r->tool_calls.empty());
 }
 
-TEST_CASE("OpenAI decode: structured output is parsed; truncation and prose are told apart", "[adapters][decode][openai]") {
+TEST_CASE("OpenAI decode: structured output is parsed, truncation and prose are told apart", "[adapters][decode][openai]") {
     auto r = openai().decode(ask_schema(), ok(data("openai/structured_success.json")));
     REQUIRE(r);
     CHECK(r->json == json::parse(R"({"invoice":"INV-7","total":42.5})"));

@@ -58,7 +58,7 @@ TEST_CASE("breaker: old outcomes leave the time window") {
     CHECK(b.on_failure(clock.now(), Permit::call));
 }
 
-TEST_CASE("breaker: consecutive failures open it; a success resets the streak") {
+TEST_CASE("breaker: consecutive failures open it, a success resets the streak") {
     ManualClock clock;
     CircuitBreaker b(exact());
     auto t = clock.now();
@@ -70,7 +70,7 @@ TEST_CASE("breaker: consecutive failures open it; a success resets the streak") 
     CHECK(b.state() == BreakerState::open);
 }
 
-TEST_CASE("breaker: half-open admits a bounded number of probes; open time grows to its cap") {
+TEST_CASE("breaker: half-open admits a bounded number of probes, open time grows to its cap") {
     ManualClock clock;
     BreakerOptions o = exact();
     o.half_open_probes = 2;
@@ -201,7 +201,7 @@ TEST_CASE("backoff: full jitter within [0, min(cap, base * 2^n)]") {
     CHECK(a.next() == c.next());  // seeded: reproducible
 }
 
-TEST_CASE("Result speaks expected's vocabulary; value() on a failure throws FailoverError") {
+TEST_CASE("Result speaks expected's vocabulary, value() on a failure throws FailoverError") {
     Result<int> good = 3;
     Result<int> bad = Failure::of(Reason::auth, "no key");
     CHECK(good.value() == 3);
