@@ -499,3 +499,20 @@ TEST_CASE("a DynamicRouter over AnyRoutes built at run time behaves like Router"
     CHECK(router.route(0).breaker().window_counts(env.clock->now()).second == 1);
     CHECK_THROWS_WITH(DynamicRouter(std::vector<AnyRoute>{}), Catch::Contains("at least one route"));
 }
+
+TEST_CASE("a chain whose only route cools down past the deadline fails at once, saying why and when") {
+    Env env;
+    auto primary = std::make_shared<ScriptedTransport>();
+    primary->then(http(429, "{}", retry_after("120")));
+    Router router{env.options(), Route{"primary", FakeAdapter{}, primary}};
+    auto first = router.route_with_fallback(ask());
+    REQUIRE_FALSE(first);
+    CHECK(first.error().reason == Reason::rate_limited);
+    auto second = router.route_with_fallback(ask());
+    REQUIRE_FALSE(second);
+    CHECK(second.error().reason == Reason::cooling_down);
+    REQUIRE(second.error().retry_after);
+    CHECK(*second.error().retry_after == 120s);
+    CHECK(env.clock->slept() == 0s);
+    CHECK(primary->calls() == 1);
+}

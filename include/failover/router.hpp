@@ -89,6 +89,7 @@ struct Ctx {
     int tried_this_pass = 0;
     std::optional<Clock::time_point> earliest_recovery{};
     const std::string* earliest_route = nullptr;
+    Reason earliest_reason = Reason::breaker_open;
     bool first_route_seen = false;
     const std::string* first_route = nullptr;
     // Gates that persist across routes.
@@ -204,10 +205,11 @@ Result<ChatResponse> attempt_once(R& route, const ChatRequest& req, Ctx& ctx, st
 }
 
 template <class R>
-void note_recovery(Ctx& ctx, const R& route, Clock::time_point at) {
+void note_recovery(Ctx& ctx, const R& route, Clock::time_point at, Reason why) {
     if (!ctx.earliest_recovery || at < *ctx.earliest_recovery) {
         ctx.earliest_recovery = at;
         ctx.earliest_route = &route.name();
+        ctx.earliest_reason = why;
     }
 }
 
@@ -281,7 +283,7 @@ Step run_route(R& route, Ctx& ctx) {
 
     Clock::time_point now = ctx.clock.now();
     if (const auto until = route.cooldown_until(); until > now) {
-        note_recovery(ctx, route, until);
+        note_recovery(ctx, route, until, Reason::cooling_down);
         skip(ctx, route, Reason::cooling_down, "route is cooling down after a long Retry-After");
         return Step::next;
     }
@@ -297,7 +299,7 @@ Step run_route(R& route, Ctx& ctx) {
         report(ctx, route, acq.transition);
         if (acq.permit == CircuitBreaker::Permit::denied) {
             if (n == 1) {
-                note_recovery(ctx, route, route.breaker().open_until());
+                note_recovery(ctx, route, route.breaker().open_until(), Reason::breaker_open);
                 skip(ctx, route, Reason::breaker_open, "circuit breaker is open");
             }
             return Step::next;  // opened while we were retrying: fail over
@@ -470,7 +472,7 @@ Result<ChatResponse> run_chain(Ctx& ctx, const RouterOptions& opts, Pass&& visit
                 continue;
             }
             const auto wait = std::chrono::ceil<std::chrono::milliseconds>(std::max(at - now, Clock::duration{0}));
-            f = Failure::of(Reason::breaker_open);
+            f = Failure::of(ctx.earliest_reason);
             f.kind = FailureKind::terminal;
             f.route = *ctx.earliest_route;
             f.retry_after = wait;
