@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
 // MockProvider: a loopback HTTP/1.1 server that speaks the OpenAI (and Azure
-// OpenAI), Anthropic and Gemini wire formats, for integration tests and the
-// runnable examples. It is written on plain POSIX sockets because its faults
-// (TCP reset, hang, slow drip, truncated and oversized bodies) need control of
-// the socket itself.
+// OpenAI), Anthropic, Gemini and Ollama-native (/api/chat) wire formats, for
+// integration tests and the runnable examples. It is written on plain POSIX
+// sockets because its faults (TCP reset, hang, slow drip, truncated and
+// oversized bodies) need control of the socket itself.
 //
 // Contract: the constructor binds 127.0.0.1 on an ephemeral port and starts
 // serving (an accept thread plus one thread per connection, HTTP/1.1
@@ -17,9 +17,11 @@
 //
 // Requests are checked like the real APIs check them: a body missing a required
 // field (model, messages, Anthropic max_tokens, Gemini contents) gets the
-// provider's 400 and consumes no script entry; with require_auth() a missing
-// key header gets the provider's 401. When an http(s)_proxy variable is set,
-// the constructor adds 127.0.0.1 to no_proxy so loopback traffic stays local.
+// provider's 400 and consumes no script entry (on /api/chat a "stream" that is
+// not false is refused too: the mock answers with one JSON object, not a
+// stream); with require_auth() a missing key header gets the provider's 401.
+// When an http(s)_proxy variable is set, the constructor adds 127.0.0.1 to
+// no_proxy so loopback traffic stays local.
 //
 // Self-contained on purpose: only the standard library, POSIX and nlohmann/json.
 #pragma once
@@ -69,6 +71,7 @@ enum class Wire {
     azure,      ///< .../openai/deployments/<deployment>/chat/completions?api-version=...
     anthropic,  ///< .../v1/messages
     gemini,     ///< .../v1beta/models/<model>:generateContent
+    ollama,     ///< .../api/chat (Ollama's native API; errors are {"error":"text"})
 };
 
 namespace detail {
@@ -147,7 +150,7 @@ struct Fault {
         return f;
     }
     /// 200 with a structured answer: OpenAI content string, Anthropic tool_use input for the
-    /// tool the request forced (else a text block), Gemini text part.
+    /// tool the request forced (else a text block), Gemini text part, Ollama message.content.
     static Fault ok_json(Json answer) {
         Fault f;
         f.kind = Kind::ok_json;
@@ -232,8 +235,8 @@ struct Fault {
         f.payload = std::move(answer);
         return f;
     }
-    /// The model refuses: OpenAI message.refusal, Anthropic stop_reason "refusal", Gemini a
-    /// plain-text refusal (Gemini has no refusal signal).
+    /// The model refuses: OpenAI message.refusal, Anthropic stop_reason "refusal", Gemini and
+    /// Ollama a plain-text refusal (they have no refusal signal).
     static Fault refusal(std::string text = "I can't help with that.") {
         Fault f;
         f.kind = Kind::refusal;
@@ -241,7 +244,8 @@ struct Fault {
         return f;
     }
     /// Content filter: OpenAI finish_reason content_filter, Azure 400 content_filter,
-    /// Anthropic stop_reason "refusal", Gemini finishReason SAFETY.
+    /// Anthropic stop_reason "refusal", Gemini finishReason SAFETY; Ollama has no filter, so
+    /// a plain-text answer saying it will not help.
     static Fault content_filter() {
         Fault f;
         f.kind = Kind::content_filter;
@@ -746,7 +750,7 @@ private:
         ::close(fd);
     }
 
-    /// Route name and wire format from a path; false if the path is none of the three APIs.
+    /// Route name and wire format from a path; false if the path is none of the known APIs.
     static bool parse_path(const std::string& path, std::string& route_name, Wire& wire, std::string& model) {
         std::string_view p = path;
         if (p.empty() || p.front() != '/') return false;
@@ -754,7 +758,8 @@ private:
         const auto slash = p.find('/');
         const std::string_view first = p.substr(0, slash);
         std::string_view rest;
-        if (first == "v1" || first == "v1beta" || first == "openai" || slash == std::string_view::npos) {
+        if (first == "v1" || first == "v1beta" || first == "openai" || p == "api/chat" ||
+            slash == std::string_view::npos) {
             route_name.clear();  // no route segment: the unnamed route ""
             rest = path;
         } else {
@@ -777,6 +782,10 @@ private:
         }
         if (ends_with(rest, "/messages")) {
             wire = Wire::anthropic;
+            return true;
+        }
+        if (ends_with(rest, "/api/chat")) {
+            wire = Wire::ollama;
             return true;
         }
         constexpr std::string_view gen = ":generateContent";
@@ -819,6 +828,7 @@ private:
             };
             switch (wire) {
                 case Wire::openai:
+                case Wire::ollama:  // Ollama has no auth; behind a proxy it is a Bearer token
                     if (!bearer()) return "missing bearer token in the Authorization header";
                     break;
                 case Wire::azure:
@@ -860,12 +870,23 @@ private:
             case Wire::gemini:
                 return need("contents",
                             body.contains("contents") && body["contents"].is_array() && !body["contents"].empty());
+            case Wire::ollama:
+                // Ollama's own words for a missing model; stricter than Ollama about messages (it
+                // would just load the model), so an adapter that drops them is caught.
+                if (!(body.contains("model") && body["model"].is_string())) return "model is required";
+                if (!(e = need("messages", body.contains("messages") && body["messages"].is_array() &&
+                                               !body["messages"].empty()))
+                         .empty())
+                    return e;
+                if (!(body.contains("stream") && body["stream"].is_boolean() && !body["stream"].get<bool>()))
+                    return "stream: must be false (the mock does not stream)";
+                return {};
         }
         return {};
     }
 
     /// Records the request and decides what it gets. Returns nullopt for a path that is none of
-    /// the three APIs (answered 404).
+    /// the known APIs (answered 404).
     std::optional<Plan> plan(const RecordedRequest& rec) {
         std::string route_name;
         Wire wire = Wire::openai;
@@ -1046,7 +1067,8 @@ private:
             case Wire::openai: h.emplace_back("x-request-id", id); break;
             case Wire::azure: h.emplace_back("apim-request-id", id); break;
             case Wire::anthropic: h.emplace_back("request-id", id); break;
-            case Wire::gemini: break;
+            case Wire::gemini:
+            case Wire::ollama: break;
         }
         return h;
     }
@@ -1085,6 +1107,10 @@ private:
             case Wire::gemini: {
                 Json s = at({"generationConfig", "responseJsonSchema"});
                 return s.is_null() ? at({"generationConfig", "responseSchema"}) : s;
+            }
+            case Wire::ollama: {
+                Json s = at({"format"});
+                return s.is_object() ? s : Json(nullptr);  // "json" (any JSON) is not a schema
             }
         }
         return nullptr;
@@ -1252,6 +1278,29 @@ private:
                 r.body = body.dump();
                 return r;
             }
+            case Wire::ollama: {
+                Json message = {{"role", "assistant"}, {"content", text}};
+                if (f.kind == Fault::Kind::tool_call) {
+                    message["content"] = "";
+                    message["tool_calls"] =
+                        Json::array({{{"function", {{"name", f.tool_name}, {"arguments", f.payload}}}}});
+                } else if (f.kind == Fault::Kind::content_filter || f.kind == Fault::Kind::safety_block) {
+                    message["content"] = "I'm sorry, but I can't help with that.";
+                }
+                r.body = Json{{"model", p.model},
+                              {"created_at", "2024-06-01T12:00:00." + std::to_string(100000 + p.seq % 900000) + "Z"},
+                              {"message", message},
+                              {"done", true},
+                              {"done_reason", "stop"},
+                              {"total_duration", 5000000},
+                              {"load_duration", 1000000},
+                              {"prompt_eval_count", in},
+                              {"prompt_eval_duration", 1000000},
+                              {"eval_count", out},
+                              {"eval_duration", 3000000}}
+                             .dump();
+                return r;
+            }
         }
         return r;
     }
@@ -1393,12 +1442,22 @@ private:
                 case Wire::gemini:
                     msg = "The input token count (1200000) exceeds the maximum number of tokens allowed (1048576).";
                     break;
+                case Wire::ollama: msg = "the input length exceeds the context length"; break;
             }
         }
         if (status == 429 && p.wire == Wire::gemini && f.retry_delay) {
             std::string delay = *f.retry_delay;
             if (!delay.empty() && std::isdigit(static_cast<unsigned char>(delay.back()))) delay += "s";
             g_details.push_back({{"@type", "type.googleapis.com/google.rpc.RetryInfo"}, {"retryDelay", delay}});
+        }
+        if (p.wire == Wire::ollama && f.kind == Fault::Kind::status) {
+            // Ollama's own words where they differ from the generic ones.
+            switch (status) {
+                case 404: msg = "model \"" + model + "\" not found, try pulling it first"; break;
+                case 500: msg = "llama runner process has terminated: signal: killed"; break;
+                case 503: msg = "server busy, please try again.  maximum pending requests exceeded"; break;
+                default: break;
+            }
         }
         if (!f.message.empty()) msg = f.message;
         if (!f.type.empty()) oai_type = f.type;
@@ -1450,6 +1509,9 @@ private:
                 r.body = Json{{"error", err}}.dump();
                 return r;
             }
+            case Wire::ollama:  // a bare string; Fault::with_code has nothing to override here
+                r.body = Json{{"error", msg}}.dump();
+                return r;
         }
         return r;
     }
