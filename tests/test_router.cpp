@@ -516,3 +516,20 @@ TEST_CASE("a chain whose only route cools down past the deadline fails at once, 
     CHECK(env.clock->slept() == 0s);
     CHECK(primary->calls() == 1);
 }
+
+TEST_CASE("schema gate: a local reply gets no wasted repair turn, and absurd nesting is refused before parsing") {
+    Env env;
+    auto t = std::make_shared<ScriptedTransport>();
+    t->then(ok_body(std::string(5000, '[') + std::string(5000, ']'))).then(ok_body(R"({"total":1})"));
+    Router router{env.options(), Route{"canned", Canned{R"({"status":"busy"})"}}, Route{"primary", FakeAdapter{}, t}};
+    ChatRequest req = ask();
+    req.schema = Schema::parse(R"({"type":"object","required":["total"]})");
+    auto r = router.route_with_fallback(req);
+    REQUIRE(r);
+    CHECK(r->route == "primary");
+    REQUIRE(r->attempts.size() == 3);
+    CHECK(r->attempts[0].route == "canned");  // one attempt only: a canned text cannot be repaired
+    CHECK(r->attempts[0].reason == Reason::schema_invalid);
+    CHECK(r->attempts[1].message.find("nests deeper than") != std::string::npos);
+    CHECK(r->attempts[2].ok);
+}

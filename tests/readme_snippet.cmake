@@ -1,0 +1,20 @@
+# Checks that README.md's first C++ block is examples/00-readme.cpp verbatim
+# (after that file's comment header), so the compiled example and the README
+# cannot drift apart.
+file(READ "${SOURCE_DIR}/README.md" readme)
+string(FIND "${readme}" "```cpp\n" start)
+if(start EQUAL -1)
+  message(FATAL_ERROR "README.md has no ```cpp block")
+endif()
+math(EXPR start "${start} + 7")
+string(SUBSTRING "${readme}" ${start} -1 rest)
+string(FIND "${rest}" "```" stop)
+string(SUBSTRING "${rest}" 0 ${stop} snippet)
+file(READ "${SOURCE_DIR}/examples/00-readme.cpp" example)
+string(FIND "${example}" "\n#include <failover/failover.hpp>\n" body_start)
+math(EXPR body_start "${body_start} + 1")
+string(SUBSTRING "${example}" ${body_start} -1 body)
+if(NOT snippet STREQUAL body)
+  message(FATAL_ERROR "README.md's first C++ block differs from examples/00-readme.cpp:\n--- README\n${snippet}\n--- example\n${body}")
+endif()
+message(STATUS "README snippet matches examples/00-readme.cpp")
