@@ -177,6 +177,9 @@ public:
     /// Refines the generic classification of an error response with Google's status and details.
     void classify(const HttpResponse& response, Failure& f) const noexcept {
         try {
+            // The generic classifier knows only well-known key shapes: redact this exact key from what it wrote.
+            detail::wire::redact(f.message, opts_.api_key);
+            detail::wire::redact(f.provider_code, opts_.api_key);
             nlohmann::json body = detail::wire::parse_json(response.body);
             if (body.is_discarded()) {
                 detail::wire::note_raw_body(response, f, "gemini", opts_.api_key);
@@ -269,7 +272,7 @@ private:
                 detail::wire::ProviderError e = detail::wire::read_error(body);
                 Failure f = detail::wire::malformed(p, "error in a successful response: " +
                                                      detail::wire::clean_message(e.message, opts_.api_key));
-                f.provider_code = detail::wire::clean_message(e.status, {}, 80);
+                f.provider_code = detail::wire::clean_message(e.status, opts_.api_key, 80);
                 return f;
             }
             return detail::wire::malformed(p, "response has no candidates");

@@ -179,7 +179,7 @@ inline Result<ChatResponse> openai_decode_body(const OpenAIWire& w, const ChatRe
         if (member(body, "error") != nullptr) {
             ProviderError e = read_error(body);
             Failure f = malformed(p, "error in a successful response: " + clean_message(e.message, w.secret));
-            f.provider_code = clean_message(e.code.empty() ? e.type : e.code, {}, 80);
+            f.provider_code = clean_message(e.code.empty() ? e.type : e.code, w.secret, 80);
             return f;
         }
         return malformed(p, "response has no choices");
@@ -241,6 +241,10 @@ inline Result<ChatResponse> openai_decode(const OpenAIWire& w, const ChatRequest
 
 inline void openai_classify(const OpenAIWire& w, const HttpResponse& res, Failure& f) noexcept {
     try {
+        // The generic classifier knows only well-known key shapes; a body that
+        // echoes this key with no message of its own left it in f.message.
+        redact(f.message, w.secret);
+        redact(f.provider_code, w.secret);
         json body = parse_json(res.body);
         if (body.is_discarded()) {
             note_raw_body(res, f, w.provider, w.secret);
