@@ -38,3 +38,20 @@ failover_jobs() {
   [ "$n" -gt 4 ] && n=4
   echo "$n"
 }
+
+# promtool, for the tests that check the Prometheus exposition. Debian ships it
+# in the prometheus package, which would also install and start a Prometheus
+# server; the .deb is only unpacked into build/tools instead (no root needed).
+failover_promtool() {
+  if command -v promtool >/dev/null 2>&1; then return 0; fi
+  local dir="$PWD/build/tools"
+  if [ ! -x "$dir/usr/bin/promtool" ]; then
+    mkdir -p "$dir"
+    ( cd "$dir" && rm -f prometheus_*.deb &&
+      { apt-get download prometheus >/dev/null 2>&1 ||
+        { [ "$(id -u)" -eq 0 ] && apt-get update -qq && apt-get download prometheus >/dev/null; }; } &&
+      dpkg-deb -x prometheus_*.deb . && rm -f prometheus_*.deb ) ||
+      { echo "failover: could not fetch promtool (Debian package prometheus)" >&2; exit 1; }
+  fi
+  export PATH="$dir/usr/bin:$PATH"
+}

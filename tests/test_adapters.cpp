@@ -1219,3 +1219,16 @@ TEST_CASE("ReplyCache is safe under concurrent store and lookup", "[adapters][ca
     CHECK(wrong == 0);
     CHECK(cache->size() <= 32);
 }
+
+TEST_CASE("redact also removes the start of a key that was cut short upstream", "[adapters][secrets]") {
+    const std::string key = "gw-" + std::string(90, 'k') + "-tail";  // no known prefix, longer than any cap
+    std::string cut = "HTTP 400: " + key.substr(0, 61) + "...";
+    detail::wire::redact(cut, key);
+    CHECK(cut == "HTTP 400: [redacted]...");
+    std::string twice = key + " and " + key.substr(0, 20);
+    detail::wire::redact(twice, key);
+    CHECK(twice == "[redacted] and [redacted]");
+    std::string unrelated = "gw-kkk is not the key";  // shorter than the 12-character run: left alone
+    detail::wire::redact(unrelated, key);
+    CHECK(unrelated == "gw-kkk is not the key");
+}

@@ -27,3 +27,6 @@
 #include "failover/adapters/anthropic.hpp"
 #include "failover/adapters/gemini.hpp"
 #include "failover/adapters/static_reply.hpp"
+#include "failover/sinks/prometheus.hpp"
+#include "failover/sinks/statsd.hpp"
+#include "failover/drift.hpp"

@@ -156,6 +156,16 @@ inline void redact(std::string& s, std::string_view secret) {
     constexpr std::string_view mark = "[redacted]";
     for (std::size_t pos = s.find(secret); pos != std::string::npos; pos = s.find(secret, pos + mark.size()))
         s.replace(pos, secret.size(), mark);
+    // A text cut short upstream (e.g. the generic classifier's length cap) may hold only the start
+    // of the key: redact any run that matches its first 12 or more characters.
+    constexpr std::size_t min_run = 12;
+    if (secret.size() <= min_run) return;
+    const std::string_view head = secret.substr(0, min_run);
+    for (std::size_t pos = s.find(head); pos != std::string::npos; pos = s.find(head, pos + mark.size())) {
+        std::size_t len = min_run;
+        while (len < secret.size() && pos + len < s.size() && s[pos + len] == secret[len]) ++len;
+        s.replace(pos, len, mark);
+    }
 }
 
 /// Length of the well-formed UTF-8 sequence starting at s[i], or 0 when it is not one.
