@@ -761,7 +761,7 @@ TEST_CASE("StatsD: an event too big for one datagram is split at line boundaries
                      "app.cost_usd:1|c|#tenant:acme,route:" + route);
 }
 
-TEST_CASE("StatsD: nobody listening never throws into the router; bad options throw at construction") {
+TEST_CASE("StatsD: nobody listening never throws into the router, bad options throw at construction") {
     std::uint16_t port = 0;
     {
         UdpReceiver gone;  // bind a port, then free it: nothing listens there
@@ -865,7 +865,7 @@ TEST_CASE("Drift: few requests never alert, exhausted requests count, policy blo
     CHECK(rig.monitor->status()->not_primary == 2);
 }
 
-TEST_CASE("Drift: the window rolls; a quiet period recovers through check()") {
+TEST_CASE("Drift: the window rolls, a quiet period recovers through check()") {
     DriftOptions o;
     o.hysteresis = 0;  // recover as soon as the share is back at the threshold
     DriftRig rig(o);

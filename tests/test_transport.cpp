@@ -200,7 +200,7 @@ TEST_CASE("transport: a server that never answers is cut at the attempt timeout"
     CHECK(took < 1000ms);
 }
 
-TEST_CASE("transport: a body dripping past the timeout is a timeout; within it, a full response", "[transport]") {
+TEST_CASE("transport: a body dripping past the timeout is a timeout, within it, a full response", "[transport]") {
     MockProvider mock;
     mock.route("slow").then(Fault::slow_drip(20ms, 4));
     mock.route("fine").then(Fault::ok("dripped").dripped(1ms, 64));
