@@ -533,3 +533,80 @@ TEST_CASE("schema gate: a local reply gets no wasted repair turn, and absurd nes
     CHECK(r->attempts[1].message.find("nests deeper than") != std::string::npos);
     CHECK(r->attempts[2].ok);
 }
+
+TEST_CASE("robustness: route_with_fallback never throws, and bad request deadlines are values") {
+    Env env;
+    auto t = std::make_shared<ScriptedTransport>();
+    SECTION("a throwing token counter becomes an internal failure") {
+        RouterOptions o = env.options();
+        o.token_counter = [](const ChatRequest&) -> std::int64_t { throw std::runtime_error("tokenizer down\r\nX: y"); };
+        RouteOptions windowed;
+        windowed.context_window = 1000;
+        Router router{o, Route{"primary", FakeAdapter{}, t, windowed}};
+        auto r = router.route_with_fallback(ask());
+        REQUIRE_FALSE(r);
+        CHECK(r.error().reason == Reason::internal);
+        CHECK(r.error().message.find("tokenizer down") != std::string::npos);
+        CHECK(r.error().message.find('\n') == std::string::npos);  // cleaned
+    }
+    SECTION("a zero or negative request timeout is a bad_request value") {
+        Router router{env.options(), Route{"primary", FakeAdapter{}, t}};
+        ChatRequest req = ask();
+        req.timeout = std::chrono::milliseconds{0};
+        auto r = router.route_with_fallback(req);
+        REQUIRE_FALSE(r);
+        CHECK(r.error().reason == Reason::bad_request);
+        CHECK(r.error().message.find("ChatRequest.timeout") != std::string::npos);
+        CHECK(t->calls() == 0);
+    }
+    SECTION("an enormous request timeout is clipped, not overflowed") {
+        Router router{env.options(), Route{"primary", FakeAdapter{}, t}};
+        ChatRequest req = ask();
+        req.timeout = std::chrono::milliseconds::max();
+        auto r = router.route_with_fallback(req);
+        REQUIRE(r);
+    }
+}
+
+TEST_CASE("a failure that opens the route's breaker fails over at once, without a backoff") {
+    Env env;
+    auto primary = std::make_shared<ScriptedTransport>();
+    primary->otherwise(http(500, "{}"));
+    auto secondary = std::make_shared<ScriptedTransport>();
+    RouteOptions o;
+    o.max_attempts = 3;
+    o.breaker.consecutive_failures = 1;
+    Router router{env.options(), Route{"primary", FakeAdapter{}, primary, o}, Route{"secondary", FakeAdapter{}, secondary}};
+    auto r = router.route_with_fallback(ask());
+    REQUIRE(r);
+    CHECK(r->route == "secondary");
+    CHECK(primary->calls() == 1);
+    CHECK(env.clock->slept() == 0s);
+    CHECK(router.route<0>().retry_budget().tokens() == 500);  // nothing spent on a retry that could not happen
+}
+
+TEST_CASE("a short 429 also holds other requests off the route while it is waited out") {
+    Env env;
+    auto primary = std::make_shared<ScriptedTransport>();
+    primary->then(http(429, "{}", retry_after("2")));
+    Router router{env.options(), Route{"primary", FakeAdapter{}, primary}, Route{"canned", Canned{}}};
+    auto first = router.route_with_fallback(ask());  // waits 2 s, then answers on the retry
+    REQUIRE(first);
+    CHECK(first->route == "primary");
+    CHECK(router.route<0>().cooldown_until() == env.clock->now());  // the cooldown ended as the retry went out
+}
+
+TEST_CASE("budgets: an explicitly passed in-memory store enforces its ceiling over its window") {
+    ManualClock clock;
+    auto store = std::make_shared<InMemoryBudgetStore>(std::chrono::hours{1});
+    Budgets b(std::chrono::hours{1}, store);
+    b.limit("acme", 1.0);
+    b.charge("acme", 0.6, clock.wall_now());
+    CHECK(b.spent("acme", clock.wall_now()) == Approx(0.6));
+    CHECK_FALSE(b.affords("acme", 0.5, clock.wall_now()));
+    CHECK(b.affords("acme", 0.3, clock.wall_now()));
+    CHECK(b.affords("globex", 100.0, clock.wall_now()));  // no ceiling
+    clock.advance(std::chrono::minutes{61});
+    CHECK(b.spent("acme", clock.wall_now()) == Approx(0.0));
+    CHECK_THROWS_WITH(b.limit("x", -1.0), Catch::Contains("'x'"));
+}

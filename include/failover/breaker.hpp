@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -55,7 +56,7 @@ struct BreakerOptions {
     double open_jitter = 0.2;                      ///< +- fraction applied to each open duration
     int half_open_probes = 1;                      ///< concurrent probes allowed in half-open
     int successes_to_close = 1;                    ///< probe successes needed to close
-    std::uint64_t seed = 0x9e3779b97f4a7c15ull;    ///< jitter seed
+    std::optional<std::uint64_t> seed{};           ///< jitter seed; random when unset, so replicas do not probe in lockstep
 
     /// Throws std::invalid_argument naming the first bad field.
     void validate() const {
@@ -103,7 +104,9 @@ public:
         std::optional<BreakerTransition> transition{};
     };
 
-    explicit CircuitBreaker(BreakerOptions o = {}) : opts_(o), jitter_(o.seed) { opts_.validate(); }
+    explicit CircuitBreaker(BreakerOptions o = {}) : opts_(o), jitter_(o.seed ? *o.seed : random_seed()) {
+        opts_.validate();
+    }
 
     /// Asks to make a call now.
     Acquired try_acquire(time_point now) {
@@ -178,10 +181,11 @@ public:
         std::lock_guard lock(mu_);
         return move_to(BreakerState::disabled, now);
     }
-    /// Back to a fresh closed breaker.
+    /// Back to a fresh closed breaker: empty window, no streak, first open time again.
     std::optional<BreakerTransition> reset(time_point now) {
         std::lock_guard lock(mu_);
         auto t = move_to(BreakerState::closed, now);
+        clear_window();
         opens_ = 0;
         return t;
     }
@@ -195,6 +199,13 @@ public:
     time_point open_until() const {
         std::lock_guard lock(mu_);
         return open_until_;
+    }
+    /// When a call could next be let through: the end of the open time; nullopt
+    /// when that is unknown (forced open, or half-open with its probes in flight).
+    std::optional<time_point> recovers_at() const {
+        std::lock_guard lock(mu_);
+        if (state_ == BreakerState::open) return open_until_;
+        return std::nullopt;
     }
     /// Open duration chosen at the last opening.
     std::chrono::milliseconds last_open_duration() const {
@@ -215,6 +226,11 @@ private:
         std::uint32_t calls = 0;
         std::uint32_t failures = 0;
     };
+
+    static std::uint64_t random_seed() {
+        std::random_device rd;
+        return (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
+    }
 
     static std::int64_t seconds_of(time_point t) noexcept {
         return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();

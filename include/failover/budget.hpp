@@ -54,42 +54,42 @@ public:
     virtual void add(std::string_view tenant, double usd, std::chrono::system_clock::time_point now) = 0;
 };
 
-/// In-process store: per tenant, spend in buckets of window/60, so memory stays
-/// bounded whatever the request rate.
+/// In-process store: per tenant, spend in buckets of a fixed width (by default
+/// 1/60 of a 24 h window), so memory stays bounded whatever the request rate.
+/// spent() sums the buckets that fall inside the window it is asked about, at
+/// that width's resolution.
 class InMemoryBudgetStore final : public BudgetStore {
 public:
+    explicit InMemoryBudgetStore(std::chrono::seconds window = std::chrono::hours{24})
+        : width_ms_(std::max<std::int64_t>(1, std::chrono::duration_cast<std::chrono::milliseconds>(window).count() / 60)) {}
+
     double spent(std::string_view tenant, std::chrono::system_clock::time_point now,
                  std::chrono::seconds window) override {
+        const std::int64_t cur = bucket(now);
+        const std::int64_t span =
+            std::max<std::int64_t>(1, (std::chrono::duration_cast<std::chrono::milliseconds>(window).count() + width_ms_ - 1) / width_ms_);
         std::lock_guard lock(mu_);
         auto it = tenants_.find(std::string(tenant));
         if (it == tenants_.end()) return 0.0;
-        const std::int64_t cur = bucket(now, window);
-        const std::int64_t first = cur - kBuckets + 1;
         auto& b = it->second;
-        b.erase(b.begin(), b.lower_bound(first));
+        b.erase(b.begin(), b.lower_bound(cur - std::max<std::int64_t>(span, kKeep) + 1));
         double sum = 0.0;
-        for (const auto& [k, v] : b)
-            if (k <= cur) sum += v;
+        for (auto k = b.lower_bound(cur - span + 1); k != b.end() && k->first <= cur; ++k) sum += k->second;
         return sum;
     }
     void add(std::string_view tenant, double usd, std::chrono::system_clock::time_point now) override {
+        const std::int64_t k = bucket(now);
         std::lock_guard lock(mu_);
-        tenants_[std::string(tenant)][bucket(now, window_hint_)] += usd;
-    }
-    /// The window spent() will be asked about; sets the bucket width (default 24 h).
-    void set_window(std::chrono::seconds w) {
-        std::lock_guard lock(mu_);
-        window_hint_ = w;
+        tenants_[std::string(tenant)][k] += usd;
     }
 
 private:
-    static constexpr std::int64_t kBuckets = 60;
-    static std::int64_t bucket(std::chrono::system_clock::time_point t, std::chrono::seconds window) {
-        const auto width = std::max<std::int64_t>(1, std::chrono::duration_cast<std::chrono::milliseconds>(window).count() / kBuckets);
-        return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count() / width;
+    static constexpr std::int64_t kKeep = 60;  // buckets kept even when asked about a shorter window
+    std::int64_t bucket(std::chrono::system_clock::time_point t) const {
+        return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count() / width_ms_;
     }
+    const std::int64_t width_ms_;
     std::mutex mu_;
-    std::chrono::seconds window_hint_{std::chrono::hours{24}};
     std::unordered_map<std::string, std::map<std::int64_t, double>> tenants_;
 };
 
@@ -149,9 +149,7 @@ public:
 
 private:
     static std::shared_ptr<BudgetStore> make_default(std::chrono::seconds window) {
-        auto s = std::make_shared<InMemoryBudgetStore>();
-        s->set_window(window);
-        return s;
+        return std::make_shared<InMemoryBudgetStore>(window);
     }
     std::chrono::seconds window_;
     std::shared_ptr<BudgetStore> store_;
@@ -169,11 +167,13 @@ inline std::int64_t estimate_tokens(const ChatRequest& req) {
     std::int64_t framing = 3;
     for (const auto& m : req.messages) {
         bytes += m.content.size();
-        for (const auto& c : m.tool_calls) bytes += c.name.size() + c.arguments.dump().size();
+        for (const auto& c : m.tool_calls)
+            bytes += c.name.size() + c.arguments.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).size();
         framing += 4;
     }
     for (const auto& t : req.tools) {
-        bytes += t.name.size() + t.description.size() + t.parameters.dump().size();
+        bytes += t.name.size() + t.description.size() +
+                 t.parameters.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).size();
         framing += 8;
     }
     return framing + static_cast<std::int64_t>((bytes + 3) / 4);

@@ -126,6 +126,7 @@ constexpr bool counts_as_breaker_failure(Reason r) noexcept {
     switch (r) {
         case Reason::connection:
         case Reason::timeout:
+        case Reason::conflict:
         case Reason::server_error:
         case Reason::overloaded:
         case Reason::malformed_response:

@@ -42,10 +42,12 @@ struct RetryBudgetOptions {
     bool enabled = true;          ///< false: retries are never refused
 };
 
-/// Caps retries during a storm: each retry spends tokens, successes refund them,
-/// an empty bucket refuses retries (the router fails over instead). With the
-/// defaults a long outage costs at most 100 retries per route, and in steady
-/// state retries stay under one per five successes. Lock-free.
+/// Caps retries during a storm: each retry spends tokens, an empty bucket
+/// refuses retries (the router fails over instead). A first-try success refunds
+/// one token and a success after a retry refunds that retry's cost, so retries
+/// that keep failing drain the bucket while retries that work cost nothing. With
+/// the defaults a long outage costs at most 100 retries per route before the
+/// route refills at one token per clean success. Lock-free.
 class RetryBudget {
 public:
     explicit RetryBudget(RetryBudgetOptions o = {}) : opts_(o), tokens_(o.capacity) {

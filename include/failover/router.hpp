@@ -66,9 +66,12 @@ struct Ctx {
     Ctx(const ChatRequest& r, const RouterOptions& o, MetricsSink* k, std::atomic<std::uint64_t>& errors,
         std::uint64_t seed)
         : req(r), opts(o), clock(*o.clock), sleeper(*o.sleeper), sink(k), sink_errors(errors), jitter(seed),
-          start(clock.now()), deadline(start + (r.timeout ? *r.timeout : o.timeout)) {
+          start(clock.now()), deadline(start + std::min<std::chrono::milliseconds>(r.timeout ? *r.timeout : o.timeout, max_timeout)) {
         attempts.reserve(4);
     }
+
+    // Longer deadlines are clipped to this, so time arithmetic cannot overflow.
+    static constexpr std::chrono::milliseconds max_timeout{std::chrono::hours{24 * 30}};
 
     const ChatRequest& req;
     const RouterOptions& opts;
@@ -221,7 +224,8 @@ Result<ChatResponse> attempt_once(R& route, const ChatRequest& req, Ctx& ctx, st
         }
         return out;
     } catch (const std::exception& e) {
-        return Failure::of(Reason::internal, std::string("exception: ") + e.what());
+        // Exception text is not ours: clean it like a provider message (it may quote a URL or header).
+        return Failure::of(Reason::internal, "exception: " + classifier::sanitize_text(e.what(), 300));
     } catch (...) {
         return Failure::of(Reason::internal, "unknown exception");
     }
@@ -249,6 +253,21 @@ void skip(Ctx& ctx, const R& route, Reason why, std::string msg) {
 template <class R>
 void report(Ctx& ctx, const R& route, const std::optional<BreakerTransition>& t) {
     if (t) ctx.emit(BreakerEvent{route.name(), *t});
+}
+
+// Failures that prove the provider answered properly: they count as breaker successes.
+inline bool answered_properly(Reason r) noexcept {
+    switch (r) {
+        case Reason::schema_invalid:
+        case Reason::quality_gate:
+        case Reason::content_filter:
+        case Reason::refusal:
+        case Reason::bad_request:
+        case Reason::context_too_long:
+            return true;
+        default:
+            return false;
+    }
 }
 
 inline bool listed(const std::vector<std::string>& v, const std::string& x) {
@@ -314,6 +333,7 @@ Step run_route(R& route, Ctx& ctx) {
     ChatRequest repaired;  // used once a repair turn exists
     const ChatRequest* req = &ctx.req;
     int repairs = 0;
+    bool paid_retry = false;  // a retry took tokens from the budget (repair turns do not)
     Reason last_retry_reason = Reason::server_error;
 
     for (int n = 1; n <= o.max_attempts; ++n) {
@@ -322,7 +342,9 @@ Step run_route(R& route, Ctx& ctx) {
         report(ctx, route, acq.transition);
         if (acq.permit == CircuitBreaker::Permit::denied) {
             if (n == 1) {
-                note_recovery(ctx, route, route.breaker().open_until(), Reason::breaker_open);
+                // Forced open, or half-open with its probe busy: no recovery time to wait for.
+                if (const auto at = route.breaker().recovers_at(); at && *at > now)
+                    note_recovery(ctx, route, *at, Reason::breaker_open);
                 skip(ctx, route, Reason::breaker_open, "circuit breaker is open");
             }
             return Step::next;  // opened while we were retrying: fail over
@@ -354,9 +376,15 @@ Step run_route(R& route, Ctx& ctx) {
             a.ok = true;
             ctx.attempts.push_back(std::move(a));
             report(ctx, route, route.breaker().on_success(now, acq.permit));
-            route.retry_budget().on_success(n > 1, last_retry_reason);
+            route.retry_budget().on_success(paid_retry, last_retry_reason);
             r->cost_usd = o.price.cost(r->usage);
-            if (ctx.opts.budgets) ctx.opts.budgets->charge(ctx.req.tenant, r->cost_usd, ctx.clock.wall_now());
+            if (ctx.opts.budgets) {
+                try {
+                    ctx.opts.budgets->charge(ctx.req.tenant, r->cost_usd, ctx.clock.wall_now());
+                } catch (...) {  // a store that is down must not lose a paid answer
+                    ctx.sink_errors.fetch_add(1, std::memory_order_relaxed);
+                }
+            }
             ctx.emit(AttemptEvent{route.name(), ctx.req.tenant, route.provider(), route.model(), n, true,
                                   FailureKind::transient, Reason::internal, 0, latency, r->usage, r->cost_usd});
             ChatResponse res = std::move(*r);
@@ -385,10 +413,16 @@ Step run_route(R& route, Ctx& ctx) {
         ctx.emit(AttemptEvent{route.name(), ctx.req.tenant, route.provider(), route.model(), n, false, f.kind,
                               f.reason, f.status, latency, {}});
 
-        if (counts_as_breaker_failure(f.reason))
-            report(ctx, route, route.breaker().on_failure(now, acq.permit));
-        else
-            route.breaker().release(acq.permit);
+        bool opened = false;
+        if (counts_as_breaker_failure(f.reason)) {
+            auto t = route.breaker().on_failure(now, acq.permit);
+            opened = t && t->to == BreakerState::open;
+            report(ctx, route, t);
+        } else if (answered_properly(f.reason)) {
+            report(ctx, route, route.breaker().on_success(now, acq.permit));  // the provider is healthy
+        } else {
+            route.breaker().release(acq.permit);  // a rate limit says nothing either way
+        }
 
         ctx.pending_from = &route.name();
         ctx.pending_reason = f.reason;
@@ -415,7 +449,9 @@ Step run_route(R& route, Ctx& ctx) {
             ctx.last_failure = std::move(f);
             return Step::next;
         }
-        if (f.kind != FailureKind::transient || n == o.max_attempts) {
+        // A short one still holds other requests off the route while this one waits it out.
+        if (f.retry_after && f.reason == Reason::rate_limited) route.cool_down_until(now + *f.retry_after);
+        if (opened || f.kind != FailureKind::transient || n == o.max_attempts) {  // our failure opened it: go now
             ctx.last_failure = std::move(f);
             return Step::next;
         }
@@ -446,6 +482,7 @@ Step run_route(R& route, Ctx& ctx) {
             return Step::next;
         }
         last_retry_reason = f.reason;
+        paid_retry = true;
         ctx.emit(RetryEvent{route.name(), ctx.req.tenant, f.reason, n + 1, wait});
         ctx.last_failure = std::move(f);
         ctx.sleeper.sleep_for(wait);
@@ -517,11 +554,43 @@ Result<ChatResponse> run_chain(Ctx& ctx, const RouterOptions& opts, Pass&& visit
 
 struct AnyRouteAccess;
 
+// The never-throwing entry: checks the request's deadline, runs the chain, and
+// turns anything a user hook throws (clock, sleeper, token counter, budget
+// store) into an internal Failure with the attempts made so far.
+template <class Pass>
+Result<ChatResponse> guarded(const ChatRequest& req, const RouterOptions& opts, MetricsSink* sink,
+                             std::atomic<std::uint64_t>& sink_errors, std::uint64_t seed, Pass&& visit_routes);
+
 inline std::uint64_t random_seed() {
     std::random_device rd{};
     return (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
 }
 
+}  // namespace detail
+
+namespace detail {
+template <class Pass>
+Result<ChatResponse> guarded(const ChatRequest& req, const RouterOptions& opts, MetricsSink* sink,
+                             std::atomic<std::uint64_t>& sink_errors, std::uint64_t seed, Pass&& visit_routes) {
+    if (req.timeout && req.timeout->count() <= 0) {
+        Failure f = Failure::of(Reason::bad_request,
+                                "ChatRequest.timeout must be positive, got " + std::to_string(req.timeout->count()) + " ms");
+        return f;
+    }
+    std::optional<Ctx> ctx;
+    try {
+        ctx.emplace(req, opts, sink, sink_errors, seed);
+        return run_chain(*ctx, opts, std::forward<Pass>(visit_routes));
+    } catch (const std::exception& e) {
+        Failure f = Failure::of(Reason::internal, "exception: " + classifier::sanitize_text(e.what(), 300));
+        if (ctx) f.attempts = std::move(ctx->attempts);
+        return f;
+    } catch (...) {
+        Failure f = Failure::of(Reason::internal, "unknown exception");
+        if (ctx) f.attempts = std::move(ctx->attempts);
+        return f;
+    }
+}
 }  // namespace detail
 
 /// A route of any adapter and transport type, for chains built at run time
@@ -597,8 +666,7 @@ protected:
     Result<ChatResponse> run(const ChatRequest& req, Pass&& pass) {
         std::shared_ptr<MetricsSink> sink = sink_.load(std::memory_order_acquire);
         const std::uint64_t n = requests_.fetch_add(1, std::memory_order_relaxed) + 1;
-        Ctx ctx(req, opts_, sink.get(), sink_errors_, seed_ ^ (0x9E3779B97F4A7C15ull * n));
-        return run_chain(ctx, opts_, std::forward<Pass>(pass));
+        return guarded(req, opts_, sink.get(), sink_errors_, seed_ ^ (0x9E3779B97F4A7C15ull * n), std::forward<Pass>(pass));
     }
     static void check_unique(const std::vector<const std::string*>& names) {
         for (std::size_t i = 0; i < names.size(); ++i)
@@ -721,8 +789,8 @@ Result<ChatResponse> route_with_fallback(const ChatRequest& req, Routes&... rout
     static const RouterOptions opts{};
     static std::atomic<std::uint64_t> counter{detail::random_seed()};
     static std::atomic<std::uint64_t> sink_errors{0};
-    detail::Ctx ctx(req, opts, nullptr, sink_errors, counter.fetch_add(0x9E3779B97F4A7C15ull, std::memory_order_relaxed));
-    return detail::run_chain(ctx, opts, [&](detail::Ctx& c) {
+    return detail::guarded(req, opts, nullptr, sink_errors, counter.fetch_add(0x9E3779B97F4A7C15ull, std::memory_order_relaxed),
+                           [&](detail::Ctx& c) {
         detail::Step step = detail::Step::next;
         ((step == detail::Step::next ? (void)(step = detail::run_route(routes, c)) : (void)0), ...);
         return step;
