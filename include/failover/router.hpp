@@ -136,32 +136,12 @@ inline ChatRequest repair_request(const ChatRequest& req, const std::string& pre
     return r;
 }
 
-// True when JSON text nests deeper than `limit` (strings skipped), so it is
-// refused before a recursive parse, copy or validation can exhaust the stack.
-inline bool nests_deeper_than(std::string_view text, std::size_t limit) noexcept {
-    std::size_t depth = 0;
-    bool in_string = false, escaped = false;
-    for (char c : text) {
-        if (in_string) {
-            if (escaped) escaped = false;
-            else if (c == '\\') escaped = true;
-            else if (c == '"') in_string = false;
-        } else if (c == '"') {
-            in_string = true;
-        } else if (c == '[' || c == '{') {
-            if (++depth > limit) return true;
-        } else if ((c == ']' || c == '}') && depth > 0) {
-            --depth;
-        }
-    }
-    return false;
-}
-
 // Checks a decoded answer against the request's schema.
 inline std::optional<Failure> schema_gate(const ChatRequest& req, ChatResponse& res) {
     if (!req.schema) return std::nullopt;
     if (res.json.is_null() && !res.text.empty()) {
-        if (nests_deeper_than(res.text, Schema::max_depth))
+        // Refused before a recursive parse, copy or validation can exhaust the stack.
+        if (!classifier::nesting_within(res.text, static_cast<int>(Schema::max_depth)))
             return Failure::of(Reason::schema_invalid, "answer nests deeper than " + std::to_string(Schema::max_depth) + " levels");
         nlohmann::json parsed = nlohmann::json::parse(res.text, nullptr, false);
         if (parsed.is_discarded()) {
