@@ -7,6 +7,8 @@
 // validate() refuses values nested deeper than Schema::max_depth instead of
 // overflowing the stack; and parse() compiles every `pattern` up front, so a
 // bad regular expression fails there rather than on each validation.
+// validate() reuses valijson Validators (each caches the regexes it compiled)
+// from a small per-schema pool instead of building one per call.
 #pragma once
 
 // Without this valijson prints and calls abort() on a bad schema. Its CMake
@@ -20,6 +22,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <memory>
+#include <mutex>
 #include <regex>
 #include <stdexcept>
 #include <string>
@@ -97,11 +100,13 @@ public:
             if (!doc_.get<bool>()) out.push_back({"", "the schema is false: no value is valid"});
             return out;
         }
-        valijson::Validator validator;
+        std::unique_ptr<valijson::Validator> validator = borrow_validator();
         valijson::ValidationResults results;
         valijson::adapters::NlohmannJsonAdapter target(value);
         try {
-            if (validator.validate(*compiled_, target, &results)) return out;
+            const bool valid = validator->validate(*compiled_, target, &results);
+            return_validator(std::move(validator));
+            if (valid) return out;
         } catch (const std::exception& e) {
             out.push_back({"", std::string("validator error: ") + e.what()});
             return out;
@@ -121,6 +126,35 @@ public:
 
 private:
     explicit Schema(nlohmann::json doc) : doc_(std::move(doc)), compiled_(std::make_unique<valijson::Schema>()) {}
+
+    // valijson caches the std::regex of each `pattern` in the Validator, and compiling one
+    // costs tens of microseconds: a fresh Validator per call recompiled every pattern on every
+    // validation. Validators are kept for reuse instead, one per concurrent caller (a
+    // Validator is not thread-safe), at most max_pooled_validators.
+    static constexpr std::size_t max_pooled_validators = 16;
+
+    std::unique_ptr<valijson::Validator> borrow_validator() const {
+        {
+            std::lock_guard lock(pool_mutex_);
+            if (!validators_.empty()) {
+                std::unique_ptr<valijson::Validator> v = std::move(validators_.back());
+                validators_.pop_back();
+                return v;
+            }
+        }
+        return std::make_unique<valijson::Validator>();
+    }
+
+    // Only a validator whose validate() returned is put back (one that threw is dropped).
+    void return_validator(std::unique_ptr<valijson::Validator> v) const noexcept {
+        std::lock_guard lock(pool_mutex_);
+        if (validators_.size() < max_pooled_validators) {
+            try {
+                validators_.push_back(std::move(v));
+            } catch (...) {  // out of memory: drop it
+            }
+        }
+    }
 
     // Appends one RFC 6901 reference token ("/" + key with '~' and '/' escaped).
     static void append_token(std::string& p, std::string_view key) {
@@ -201,6 +235,8 @@ private:
 
     nlohmann::json doc_;
     std::unique_ptr<valijson::Schema> compiled_;
+    mutable std::mutex pool_mutex_;
+    mutable std::vector<std::unique_ptr<valijson::Validator>> validators_;
 };
 
 FAILOVER_END_NAMESPACE
