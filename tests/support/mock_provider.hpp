@@ -20,6 +20,12 @@
 // provider's 400 and consumes no script entry (on /api/chat a "stream" that is
 // not false is refused too: the mock answers with one JSON object, not a
 // stream); with require_auth() a missing key header gets the provider's 401.
+// Beyond missing fields the mock refuses what the real APIs refuse (see
+// "provider rules"): OpenAI strict structured output outside the strict
+// subset, tool calls without ids or unanswered, unknown message fields;
+// Anthropic tool results not right after their tool_use, thinking blocks not
+// signed for the model; Gemini 3 function calls without their thought
+// signature, and any signature the mock did not issue for that model.
 // When an http(s)_proxy variable is set, the constructor adds 127.0.0.1 to
 // no_proxy so loopback traffic stays local.
 //
@@ -51,6 +57,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -142,6 +149,7 @@ struct Fault {
     std::size_t drip_bytes = 0;
     bool interim_continue = false;           ///< send "100 Continue" (with a header) before the response
     std::optional<std::string> retry_delay;  ///< Gemini body RetryInfo.retryDelay seconds
+    std::string thinking;                    ///< Anthropic: a signed thinking block before the content
 
     /// 200 with a text answer.
     static Fault ok(std::string text = "ok") {
@@ -317,6 +325,13 @@ struct Fault {
     Fault without_length() const {
         Fault f = *this;
         f.chunked = true;
+        return f;
+    }
+    /// Anthropic: starts the answer with a thinking block (its signature is one the mock
+    /// issued for this model; it must come back unchanged, and only to this model).
+    Fault with_thinking(std::string thought) const {
+        Fault f = *this;
+        f.thinking = std::move(thought);
         return f;
     }
     /// Sends an interim "100 Continue" block (carrying `x-interim: 1`) before the response.
@@ -885,6 +900,257 @@ private:
         return {};
     }
 
+    // ---- provider rules --------------------------------------------------------------------
+    // What the real APIs refuse beyond missing fields, checked the way they check it, so an
+    // adapter that sends something a provider does not accept fails here as it would there.
+
+    /// The signature the mock attaches for `model` to its answer number `seq`.
+    static std::string signature_for(std::string_view provider, const std::string& model, std::uint64_t seq) {
+        return "sig-" + std::string(provider) + "-" + model + "-" + std::to_string(seq);
+    }
+
+    static bool only_keys(const Json& obj, std::initializer_list<const char*> allowed, std::string& extra) {
+        for (const auto& [k, v] : obj.items()) {
+            bool ok = false;
+            for (const char* a : allowed) ok = ok || k == a;
+            if (!ok) {
+                extra = k;
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /// Why OpenAI refuses `schema` under `strict: true` ("" when it is in the strict subset):
+    /// an object root; every object with additionalProperties false and every property
+    /// required; only the keywords of the subset.
+    static std::string openai_strict_problem(const Json& schema) {
+        if (!schema.is_object() || schema.value("type", Json()) != "object")
+            return "schema must be a JSON Schema of 'type: \"object\"', got something else";
+        std::string problem;
+        std::vector<std::pair<const Json*, std::string>> todo{{&schema, "root"}};
+        while (!todo.empty() && problem.empty()) {
+            auto [node, at] = todo.back();
+            todo.pop_back();
+            if (!node->is_object()) {
+                problem = "In context=" + at + ", schema must be an object";
+                break;
+            }
+            std::string extra;
+            if (!only_keys(*node,
+                           {"type", "properties", "required", "additionalProperties", "items", "enum", "const",
+                            "anyOf", "$ref", "$defs", "definitions", "description", "title", "pattern", "format",
+                            "multipleOf", "maximum", "exclusiveMaximum", "minimum", "exclusiveMinimum", "minItems",
+                            "maxItems"},
+                           extra)) {
+                problem = "In context=" + at + ", '" + extra + "' is not permitted";
+                break;
+            }
+            const Json type = node->value("type", Json());
+            const bool object = type == "object" || (type.is_array() && std::find(type.begin(), type.end(), "object") != type.end()) ||
+                                node->contains("properties");
+            if (object) {
+                if (!node->contains("additionalProperties") || (*node)["additionalProperties"] != false) {
+                    problem = "In context=" + at + ", 'additionalProperties' is required to be supplied and to be false";
+                    break;
+                }
+                const Json props = node->value("properties", Json::object());
+                const Json req = node->value("required", Json::array());
+                for (const auto& [name, sub] : props.items()) {
+                    if (std::find(req.begin(), req.end(), name) == req.end()) {
+                        problem = "In context=" + at +
+                                  ", 'required' is required to be supplied and to be an array including every key in "
+                                  "properties. Missing '" +
+                                  name + "'";
+                        break;
+                    }
+                    todo.emplace_back(&sub, at + ", 'properties', '" + name + "'");
+                }
+            }
+            if (node->contains("items")) todo.emplace_back(&(*node)["items"], at + ", 'items'");
+            for (const char* k : {"anyOf"})
+                if (node->contains(k) && (*node)[k].is_array())
+                    for (const Json& sub : (*node)[k]) todo.emplace_back(&sub, at + ", '" + k + "'");
+            for (const char* k : {"$defs", "definitions"})
+                if (node->contains(k) && (*node)[k].is_object())
+                    for (const auto& [name, sub] : (*node)[k].items()) todo.emplace_back(&sub, at + ", '" + k + "', '" + name + "'");
+        }
+        return problem;
+    }
+
+    /// Chat Completions: strict structured output, message shapes, and tool calls answered in order.
+    static std::string openai_rules(const Json& body) {
+        if (body.contains("response_format")) {
+            const Json& rf = body["response_format"];
+            if (rf.value("type", "") == "json_schema" && rf.contains("json_schema")) {
+                const Json& js = rf["json_schema"];
+                if (js.value("strict", false)) {
+                    const std::string problem = openai_strict_problem(js.value("schema", Json()));
+                    if (!problem.empty())
+                        return "Invalid schema for response_format '" + js.value("name", "") + "': " + problem + ".";
+                }
+            }
+        }
+        std::vector<std::string> open_calls;  // ids of the last assistant turn still owed a tool message
+        const Json& msgs = body["messages"];
+        for (std::size_t i = 0; i < msgs.size(); ++i) {
+            const Json& m = msgs[i];
+            const std::string at = "messages[" + std::to_string(i) + "]";
+            if (!m.is_object()) return "Invalid type for '" + at + "': expected an object.";
+            const std::string role = m.value("role", "");
+            std::string extra;
+            bool shape_ok = true;
+            if (role == "system" || role == "developer" || role == "user") shape_ok = only_keys(m, {"role", "content", "name"}, extra);
+            else if (role == "assistant")
+                shape_ok = only_keys(m, {"role", "content", "name", "tool_calls", "refusal", "audio", "function_call"}, extra);
+            else if (role == "tool") shape_ok = only_keys(m, {"role", "content", "tool_call_id"}, extra);
+            else return "Invalid value for '" + at + ".role': '" + role + "'.";
+            if (!shape_ok) return "Additional properties are not allowed ('" + extra + "' was unexpected) - '" + at + "'";
+            if (role != "tool" && !open_calls.empty())
+                return "An assistant message with 'tool_calls' must be followed by tool messages responding to each "
+                       "'tool_call_id'. The following tool_call_ids did not have response messages: " +
+                       open_calls.front();
+            if (role == "assistant" && m.contains("tool_calls")) {
+                for (const Json& c : m["tool_calls"]) {
+                    if (!c.is_object() || !only_keys(c, {"id", "type", "function"}, extra))
+                        return "Additional properties are not allowed ('" + extra + "' was unexpected) - '" + at + ".tool_calls'";
+                    if (!c.contains("id") || !c["id"].is_string() || c["id"].get<std::string>().empty())
+                        return "Missing required parameter: '" + at + ".tool_calls[0].id'.";
+                    const Json fn = c.value("function", Json());
+                    if (!fn.is_object() || !fn.contains("name") || !fn.value("arguments", Json()).is_string())
+                        return "Invalid '" + at + ".tool_calls': function name and string arguments required.";
+                    open_calls.push_back(c["id"].get<std::string>());
+                }
+            } else if (role == "tool") {
+                const std::string id = m.value("tool_call_id", "");
+                const auto it = std::find(open_calls.begin(), open_calls.end(), id);
+                if (it == open_calls.end())
+                    return "Invalid parameter: messages with role 'tool' must be a response to a preceeding message "
+                           "with 'tool_calls'.";
+                open_calls.erase(it);
+            }
+        }
+        if (!open_calls.empty())
+            return "An assistant message with 'tool_calls' must be followed by tool messages responding to each "
+                   "'tool_call_id'. The following tool_call_ids did not have response messages: " + open_calls.front();
+        return {};
+    }
+
+    /// Messages API: block shapes, tool_use ids, tool results right after their calls, and
+    /// thinking blocks signed for this model.
+    std::string anthropic_rules(const Json& body, const std::string& model) const {
+        std::vector<std::string> pending;  // tool_use ids of the previous assistant turn
+        const Json& msgs = body["messages"];
+        for (std::size_t i = 0; i < msgs.size(); ++i) {
+            const Json& m = msgs[i];
+            const std::string at = "messages." + std::to_string(i);
+            const std::string role = m.value("role", "");
+            if (role != "user" && role != "assistant") return at + ".role: Input should be 'user' or 'assistant'";
+            const Json& content = m["content"];
+            std::vector<std::string> calls;
+            std::vector<std::string> results;
+            if (content.is_array()) {
+                for (std::size_t k = 0; k < content.size(); ++k) {
+                    const Json& b = content[k];
+                    const std::string bat = at + ".content." + std::to_string(k);
+                    const std::string type = b.value("type", "");
+                    std::string extra;
+                    bool ok = true;
+                    if (type == "text") ok = only_keys(b, {"type", "text", "citations", "cache_control"}, extra);
+                    else if (type == "tool_use" && role == "assistant") ok = only_keys(b, {"type", "id", "name", "input", "cache_control"}, extra);
+                    else if (type == "thinking" && role == "assistant") ok = only_keys(b, {"type", "thinking", "signature"}, extra);
+                    else if (type == "redacted_thinking" && role == "assistant") ok = only_keys(b, {"type", "data"}, extra);
+                    else if (type == "tool_result" && role == "user") ok = only_keys(b, {"type", "tool_use_id", "content", "is_error", "cache_control"}, extra);
+                    else return bat + ".type: Input tag '" + type + "' found using 'type' does not match any of the expected tags";
+                    if (!ok) return bat + "." + extra + ": Extra inputs are not permitted";
+                    if (type == "tool_use") {
+                        const std::string id = b.value("id", "");
+                        const bool id_ok = !id.empty() && std::all_of(id.begin(), id.end(), [](char c) {
+                            return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+                        });
+                        if (!id_ok) return bat + ".id: String should match pattern '^[a-zA-Z0-9_-]+$'";
+                        if (!b.value("input", Json()).is_object()) return bat + ".input: Input should be a valid dictionary";
+                        calls.push_back(id);
+                    } else if (type == "thinking") {
+                        const std::string sig = b.value("signature", "");
+                        if (signatures_.count(sig) == 0 || sig.find("-" + model + "-") == std::string::npos)
+                            return bat + ": Invalid `signature` in `thinking` block";
+                    } else if (type == "tool_result") {
+                        if (b.contains("is_error") && !b["is_error"].is_boolean()) return bat + ".is_error: Input should be a valid boolean";
+                        results.push_back(b.value("tool_use_id", ""));
+                    }
+                }
+            }
+            if (role == "user") {
+                for (const std::string& id : results)
+                    if (std::find(pending.begin(), pending.end(), id) == pending.end())
+                        return at + ".content: unexpected `tool_use_id` found in `tool_result` blocks: " + id +
+                               ". Each `tool_result` block must have a corresponding `tool_use` block in the previous message.";
+                for (const std::string& id : pending)
+                    if (std::find(results.begin(), results.end(), id) == results.end())
+                        return at + ": `tool_use` ids were found without `tool_result` blocks immediately after: " + id;
+                pending.clear();
+            } else {
+                if (!pending.empty())
+                    return at + ": `tool_use` ids were found without `tool_result` blocks immediately after: " + pending.front();
+                pending = calls;
+            }
+        }
+        return {};
+    }
+
+    /// generateContent: thought signatures. On Gemini 3 the first functionCall part of each model
+    /// step of the current turn must carry its signature; any signature must be one this model
+    /// issued, or the documented placeholder that skips the check.
+    std::string gemini_rules(const Json& body, const std::string& model) const {
+        const Json& contents = body["contents"];
+        std::size_t current = 0;  // the current turn starts after the last user text
+        for (std::size_t i = 0; i < contents.size(); ++i) {
+            const Json& c = contents[i];
+            if (c.value("role", "user") != "user" || !c.contains("parts") || !c["parts"].is_array()) continue;
+            for (const Json& part : c["parts"])
+                if (part.contains("text")) current = i + 1;
+        }
+        const bool enforced = model.find("gemini-3") != std::string::npos;
+        for (std::size_t i = 0; i < contents.size(); ++i) {
+            const Json& c = contents[i];
+            if (!c.contains("parts") || !c["parts"].is_array()) return "contents[" + std::to_string(i) + "].parts is required";
+            bool first_call = true;
+            for (std::size_t k = 0; k < c["parts"].size(); ++k) {
+                const Json& part = c["parts"][k];
+                const std::string at = "contents[" + std::to_string(i) + "].parts[" + std::to_string(k) + "]";
+                if (part.contains("thoughtSignature")) {
+                    const std::string sig = part.value("thoughtSignature", "");
+                    const bool ours = signatures_.count(sig) != 0 && sig.find("-" + model + "-") != std::string::npos;
+                    if (!ours && sig != "skip_thought_signature_validator")
+                        return "Corrupted thought signature at " + at + ".";
+                }
+                if (part.contains("functionCall") && c.value("role", "") == "model") {
+                    if (first_call && enforced && i >= current && !part.contains("thoughtSignature"))
+                        return "Function call is missing a thought_signature in functionCall parts. This is required "
+                               "for tools to work correctly, and missing thought_signature may lead to degraded model "
+                               "performance. Additional data, function call `default_api:" +
+                               part["functionCall"].value("name", "") + "` , position " + std::to_string(k + 1) +
+                               ". Please refer to https://ai.google.dev/gemini-api/docs/thought-signatures for more details.";
+                    first_call = false;
+                }
+            }
+        }
+        return {};
+    }
+
+    /// The provider rules for one request ("" when it is accepted).
+    std::string rules(Wire wire, const Json& body, const std::string& model) const {
+        switch (wire) {
+            case Wire::openai:
+            case Wire::azure: return openai_rules(body);
+            case Wire::anthropic: return anthropic_rules(body, model);
+            case Wire::gemini: return gemini_rules(body, model);
+            case Wire::ollama: return {};
+        }
+        return {};
+    }
+
     /// Records the request and decides what it gets. Returns nullopt for a path that is none of
     /// the known APIs (answered 404).
     std::optional<Plan> plan(const RecordedRequest& rec) {
@@ -919,12 +1185,17 @@ private:
         if (model.empty() && body.contains("model") && body["model"].is_string())
             model = body["model"].get<std::string>();
         p.model = model.empty() ? "mock-model" : model;
+        p.reject = rules(wire, body, p.model);
+        if (!p.reject.empty()) return p;
         if (!r.script_.empty()) {
             p.fault = std::move(r.script_.front());
             r.script_.pop_front();
         } else {
             p.fault = r.fallback_;
         }
+        // Remember the signatures this answer carries: later requests must bring them back unchanged.
+        if (wire == Wire::gemini && p.fault.kind == Fault::Kind::tool_call) signatures_.insert(signature_for("gemini", p.model, p.seq));
+        if (wire == Wire::anthropic && !p.fault.thinking.empty()) signatures_.insert(signature_for("claude", p.model, p.seq));
         return p;
     }
 
@@ -1214,6 +1485,10 @@ private:
                 std::string stop = "end_turn";
                 Json stop_details = nullptr;
                 const std::string tool = forced_tool(req);
+                if (!f.thinking.empty())
+                    content.push_back({{"type", "thinking"},
+                                       {"thinking", f.thinking},
+                                       {"signature", signature_for("claude", p.model, p.seq)}});
                 if (f.kind == Fault::Kind::tool_call) {
                     content.push_back({{"type", "tool_use"},
                                        {"id", "toolu_mock" + seq},
@@ -1266,8 +1541,10 @@ private:
                 if (f.kind == Fault::Kind::content_filter) {
                     candidate = {{"finishReason", "SAFETY"}, {"index", 0}, {"safetyRatings", ratings}};
                 } else {
+                    // Like Gemini: no functionCall.id, and the call signed with an opaque thoughtSignature.
                     Json part = f.kind == Fault::Kind::tool_call
-                                    ? Json{{"functionCall", {{"name", f.tool_name}, {"args", f.payload}}}}
+                                    ? Json{{"functionCall", {{"name", f.tool_name}, {"args", f.payload}}},
+                                           {"thoughtSignature", signature_for("gemini", p.model, p.seq)}}
                                     : Json{{"text", text}};
                     candidate = {{"content", {{"parts", Json::array({part})}, {"role", "model"}}},
                                  {"finishReason", "STOP"},
@@ -1578,6 +1855,7 @@ private:
     std::map<std::string, PathStats> paths_;                    // guarded by mutex_
     std::size_t requests_ = 0;                                  // guarded by mutex_
     std::uint64_t seq_ = 0;                                     // guarded by mutex_
+    std::set<std::string> signatures_;                          // issued opaque signatures; guarded by mutex_
     std::atomic<std::size_t> connections_{0};
     std::atomic<bool> stopped_{false};
     int listen_fd_ = -1;
