@@ -954,7 +954,8 @@ private:
                     problem = "In context=" + at + ", 'additionalProperties' is required to be supplied and to be false";
                     break;
                 }
-                const Json props = node->value("properties", Json::object());
+                static const Json none = Json::object();
+                const Json& props = node->contains("properties") ? (*node)["properties"] : none;
                 const Json req = node->value("required", Json::array());
                 for (const auto& [name, sub] : props.items()) {
                     if (std::find(req.begin(), req.end(), name) == req.end()) {
