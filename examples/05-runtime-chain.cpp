@@ -96,8 +96,8 @@ DynamicRouter chain_from_config(const std::string& text, std::shared_ptr<CurlTra
         o.backoff.cap = std::chrono::milliseconds{c.integer("backoff_cap_ms", ms(o.backoff.cap), 0)};
         o.attempt_timeout = std::chrono::milliseconds{c.integer("timeout_ms", ms(o.attempt_timeout), 1)};
         const std::string key_env = c.string("api_key_env", false);
-        const std::string key = key_env.empty() ? std::string() : env(key_env.c_str());
-        try {  // the adapters and Route check their own options; say which route they belong to
+        try {  // env(), the adapters and Route check their own input; say which route it belongs to
+            const Secret key = key_env.empty() ? Secret{} : env(key_env.c_str());
             if (provider == "openai") {
                 chain.emplace_back(Route{name,
                                          OpenAI{{.model = c.string("model", true),
@@ -144,20 +144,25 @@ std::string with_mock(std::string text, const std::string& base) {
 const char* kConfig = R"({
   "routes": [
     {"name": "primary",   "provider": "openai",    "model": "gpt-4o-mini",       "base_url": "@MOCK@/primary/v1",
-     "api_key_env": "OPENAI_API_KEY", "max_attempts": 2, "backoff_base_ms": 10, "backoff_cap_ms": 40},
+     "api_key_env": "MOCK_API_KEY", "max_attempts": 2, "backoff_base_ms": 10, "backoff_cap_ms": 40},
     {"name": "secondary", "provider": "anthropic", "model": "claude-sonnet-4-5", "base_url": "@MOCK@/secondary",
-     "api_key_env": "ANTHROPIC_API_KEY", "max_attempts": 1},
+     "api_key_env": "MOCK_API_KEY", "max_attempts": 1},
     {"name": "tertiary",  "provider": "gemini",    "model": "gemini-2.5-flash",  "base_url": "@MOCK@/tertiary",
-     "api_key_env": "GEMINI_API_KEY", "max_attempts": 1},
+     "api_key_env": "MOCK_API_KEY", "max_attempts": 1},
     {"name": "local",     "provider": "ollama",    "model": "llama3.1",          "base_url": "@MOCK@/local/v1",
      "max_attempts": 1},
     {"name": "canned",    "provider": "static",    "reply": "We are busy right now; please try again in a minute."}
   ]
 })";
 
-// Two mistakes a config can have; each must be refused at start-up, naming the field.
+// Mistakes a config can have; each must be refused at start-up, naming the field.
 const char* kBadConfigs[][2] = {
-    {R"({"routes": [{"name": "a", "provider": "openai", "model": "gpt-4o"},
+    {R"({"routes": [{"name": "a", "provider": "openai", "model": "gpt-4o",
+                     "api_key_env": "sk-proj-0123456789abcdef0123456789abcdef"}]})",
+     "looks like an API key"},
+    {R"({"routes": [{"name": "a", "provider": "openai", "model": "gpt-4o", "api_key_env": "FAILOVER_UNSET_VARIABLE"}]})",
+     "FAILOVER_UNSET_VARIABLE is not set"},
+    {R"({"routes": [{"name": "a", "provider": "openai", "model": "gpt-4o", "api_key_env": "MOCK_API_KEY"},
                     {"name": "b", "provider": "mistral", "model": "mistral-large"}]})",
      "routes[1].provider"},
     {R"({"routes": [{"name": "a", "provider": "anthropic", "base_url": "http://127.0.0.1:1"}]})", "routes[0].model"},
@@ -165,6 +170,7 @@ const char* kBadConfigs[][2] = {
 
 int run() {
     auto http = std::make_shared<CurlTransport>();
+    ::setenv("MOCK_API_KEY", "mock-key", 0);  // the routes read their key from here; the mock takes any key
     bool refused_well = true;
     std::printf("Bad configuration is refused at start-up:\n");
     for (const auto& bad : kBadConfigs) {

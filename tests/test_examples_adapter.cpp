@@ -297,8 +297,7 @@ TEST_CASE("ollama_native: the classify hook refines only what Ollama's text says
         res.status = status;
         res.headers = {{"Content-Type", "application/json"}};
         res.body = Json{{"error", error}}.dump();
-        Failure f = classify_response(res, std::chrono::system_clock::now());
-        a.classify(res, f);
+        Failure f = classify_response(res, std::chrono::system_clock::now(), a);
         return f;
     };
     // Some Ollama versions answer a missing model with 400 or 500: the text decides.

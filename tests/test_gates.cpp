@@ -291,7 +291,8 @@ TEST_CASE("gates: the deadline bounds a hung provider and lists the attempts mad
     o.seed = 3;
     RouteOptions ro;
     ro.attempt_timeout = 5s;
-    Router router{o, Route{"primary", fx.openai("primary"), fx.http, ro}, Route{"secondary", fx.anthropic("secondary"), fx.http}};
+    ro.min_attempt_time = 50ms;  // a 300 ms deadline is worth trying here
+    Router router{o, Route{"primary", fx.openai("primary"), fx.http, ro}, Route{"secondary", fx.anthropic("secondary"), fx.http, ro}};
     ChatRequest req = plain();
     req.timeout = 300ms;
     const auto t0 = std::chrono::steady_clock::now();
@@ -342,5 +343,8 @@ TEST_CASE("gates: on_answer feeds a ReplyCache that a CachedReply route serves w
     unseen.messages = {user("never asked")};
     auto miss = router.route_with_fallback(unseen);
     REQUIRE_FALSE(miss);
-    CHECK(miss.error().reason == Reason::not_found);
+    // The cache had nothing: a skip. The failure is the primary's, and the only attempt listed.
+    CHECK(miss.error().reason == Reason::overloaded);
+    REQUIRE(miss.error().attempts.size() == 1);
+    CHECK(miss.error().attempts[0].route == "primary");
 }

@@ -117,14 +117,17 @@ public:
 
     /// Optional (without it the generic classification stands). The router has already
     /// classified the status (404 not_found, 429 rate_limited + Retry-After, 5xx transient, ...)
-    /// and put the cleaned {"error":"text"} in f.message. Refine only with what this provider's
-    /// own words mean; leave everything else alone. Must not throw.
-    void classify(const failover::HttpResponse& res, failover::Failure& f) const noexcept {
+    /// and put the cleaned {"error":"text"} in f.message; `e` holds the body it parsed (e.body,
+    /// e.fields.message, ...), so there is no need to parse it again. Refine only with what this
+    /// provider's own words mean; leave everything else alone (x-should-retry is applied after
+    /// this, by the router). Must not throw.
+    void classify(const failover::ErrorReply& e, failover::Failure& f) const noexcept {
         const std::string_view m = f.message;
-        if (res.status == 404 || (contains(m, "model \"") && contains(m, "not found"))) {
+        const int status = e.response.status;
+        if (status == 404 || (contains(m, "model \"") && contains(m, "not found"))) {
             f.kind = failover::FailureKind::terminal;  // not pulled: retrying cannot help, fail over now
             f.reason = failover::Reason::not_found;
-        } else if ((res.status == 500 || (res.status < 500 && res.status != 429)) && contains(m, "context length")) {
+        } else if ((status == 500 || (status < 500 && status != 429)) && contains(m, "context length")) {
             f.kind = failover::FailureKind::terminal;  // "the input length exceeds the context length"
             f.reason = failover::Reason::context_too_long;
         }

@@ -6,8 +6,11 @@
 // a cache) answers without a transport (respond).
 #pragma once
 
+#include <chrono>
 #include <concepts>
+#include <string>
 
+#include "failover/classifier.hpp"
 #include "failover/failure.hpp"
 #include "failover/request.hpp"
 #include "failover/response.hpp"
@@ -31,12 +34,48 @@ concept LocalAdapter = requires(const A& a, const ChatRequest& req) {
     { a.respond(req) } -> std::same_as<Result<ChatResponse>>;
 };
 
-/// Optional hook: refine the generic classification of a non-2xx response
-/// (e.g. OpenAI's 429 insufficient_quota is terminal, not a rate limit).
+/// Optional hook: refine the generic classification of a non-2xx response with what
+/// only this provider says (e.g. Gemini's daily quota is terminal, not a rate limit).
+/// It gets the body already parsed; `x-should-retry` is applied after it, by the router.
 template <class A>
-concept ClassifyingAdapter = HttpAdapter<A> && requires(const A& a, const HttpResponse& res, Failure& f) {
-    { a.classify(res, f) } -> std::same_as<void>;
+concept ClassifyingAdapter = HttpAdapter<A> && requires(const A& a, const ErrorReply& e, Failure& f) {
+    { a.classify(e, f) } -> std::same_as<void>;
 };
+
+/// What an adapter can do with a structured-output schema, from its optional
+/// schema_support(const Schema&) hook: send it faithfully, send it with a caveat the
+/// operator should hear of once (`note`), or not at all (`sendable` false: the request
+/// is refused before any call, and a route declared with that schema fails at construction).
+struct SchemaSupport {
+    bool sendable = true;
+    std::string note{};  ///< "" when the schema goes out exactly as the provider's strictest form
+};
+
+/// Optional hook: how a structured-output schema will be sent (see SchemaSupport).
+template <class A>
+concept SchemaAwareAdapter = requires(const A& a, const Schema& s) {
+    { a.schema_support(s) } -> std::same_as<SchemaSupport>;
+};
+
+/// Optional hook: why the adapter cannot be used as configured ("" when it can), e.g. a
+/// hosted provider without its API key; a Route throws it at construction, naming itself.
+template <class A>
+concept SelfCheckingAdapter = requires(const A& a) {
+    { a.config_problem() } -> std::same_as<std::string>;
+};
+
+/// How a route classifies a non-2xx response: the generic rules (status, portable body
+/// signals), then `adapter`'s classify hook when it has one, then `x-should-retry`. The
+/// body is parsed once. Never throws on account of the response.
+/// @code
+/// Failure f = failover::classify_response(res, std::chrono::system_clock::now(), my_adapter);
+/// @endcode
+template <HttpAdapter A>
+Failure classify_response(const HttpResponse& res, std::chrono::system_clock::time_point wall_now, const A& adapter) {
+    return detail::classify_error(res, wall_now, [&adapter](const ErrorReply& e, Failure& f) {
+        if constexpr (ClassifyingAdapter<A>) adapter.classify(e, f);
+    });
+}
 
 /// Any adapter a Route accepts.
 template <class A>

@@ -57,6 +57,10 @@ struct BreakerOptions {
     int half_open_probes = 1;                      ///< concurrent probes allowed in half-open
     int successes_to_close = 1;                    ///< probe successes needed to close
     std::optional<std::uint64_t> seed{};           ///< jitter seed; random when unset, so replicas do not probe in lockstep
+    /// A timed-out attempt counts as a failure only if it was allowed at least this long (or
+    /// its route's whole attempt_timeout, if that is shorter): an attempt cut short by the
+    /// chain's deadline says nothing about the provider. Read by the router, not the breaker.
+    std::chrono::milliseconds min_timeout_counted{10000};
 
     /// Throws std::invalid_argument naming the first bad field.
     void validate() const {
@@ -74,6 +78,7 @@ struct BreakerOptions {
         if (!(open_multiplier >= 1.0)) bad("open_multiplier", std::to_string(open_multiplier));
         if (!(open_jitter >= 0.0 && open_jitter < 1.0)) bad("open_jitter", std::to_string(open_jitter));
         if (half_open_probes < 1) bad("half_open_probes", std::to_string(half_open_probes));
+        if (min_timeout_counted.count() < 0) bad("min_timeout_counted", std::to_string(min_timeout_counted.count()) + " ms");
         if (successes_to_close < 1 || successes_to_close > half_open_probes)
             bad("successes_to_close", std::to_string(successes_to_close) + " (1..half_open_probes)");
     }

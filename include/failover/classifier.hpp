@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT
-// The generic, provider-neutral classifier: turns a non-2xx HTTP response into a
-// Failure (kind, reason, status, Retry-After, message, provider code) following
-// the taxonomy in the README. The router calls classify_response first, then
-// the adapter's optional classify hook refines the result with provider-only
-// signals (Gemini daily quotas, Azure filter details, Anthropic spend limits).
+// The classifier: turns a non-2xx HTTP response into a Failure (kind, reason,
+// status, Retry-After, message, provider code) following the taxonomy in the
+// README. One function decides (detail::classify_error): the status, the
+// portable body signals, then the adapter's optional classify hook, which gets
+// the body already parsed (ErrorReply) and adds provider-only signals (Gemini
+// daily quotas, Azure filter details, Anthropic spend limits), and last
+// `x-should-retry`, so the header means the same for every adapter.
 //
 // Everything here reads untrusted bytes and never throws on their account:
 // garbage headers, random or huge bodies, JSON of any shape or depth all give a
@@ -23,10 +25,10 @@
 //   day: a server that says "much later" still means "not now", but a bogus year
 //   must not park a route for good.
 // - `x-should-retry: true|false` (case-insensitive) overrides the transient /
-//   terminal kind the status gives, as the OpenAI and Anthropic SDKs do. It
-//   never changes the reason, and it never overrides a body signal that names
-//   the cause (content filter, insufficient quota, context length): retrying
-//   those cannot help and a policy block must reach the caller.
+//   terminal kind, as the OpenAI and Anthropic SDKs do, whatever the status or
+//   the adapter said. It never changes the reason, and it never overrides a
+//   body signal that names the cause (content filter, quota, context length):
+//   retrying those cannot help and a policy block must reach the caller.
 // - 1xx, 2xx and out-of-range statuses are malformed_response (transient).
 //   3xx is malformed_response but terminal: the transport does not follow
 //   redirects, so the same URL will redirect again; the base URL is wrong.
@@ -376,10 +378,12 @@ inline bool nesting_within(std::string_view s, int max_depth) noexcept {
     return true;
 }
 
-/// What the generic layer reads from an error body.
-struct ErrorBody {
-    enum class Shape { empty, not_json, too_large, too_deep, json };
-    Shape shape = Shape::empty;
+/// The error fields of a parsed error body, whatever the provider's envelope:
+/// {"error":{...}} (OpenAI, Anthropic, Gemini, Ollama, llama.cpp), {"error":"text"},
+/// the old vLLM top-level {"object":"error","message",...}, FastAPI's {"detail":...},
+/// and Gemini's array form [{"error":{...}}].
+struct ErrorFields {
+    const nlohmann::json* error = nullptr;  ///< the object holding message/type/code, if any
     std::string message;  ///< error.message, a top-level message/detail, or an `error` string
     std::string type;     ///< error.type
     std::string code;     ///< error.code when a string
@@ -399,6 +403,36 @@ inline std::string json_string(const nlohmann::json* j) {
     return j && j->is_string() ? j->get_ref<const std::string&>() : std::string{};
 }
 
+/// Reads the error fields of a parsed body. Never throws on the body's shape.
+inline ErrorFields error_fields(const nlohmann::json& doc) {
+    ErrorFields out;
+    const nlohmann::json* root = &doc;
+    if (root->is_array() && !root->empty()) root = &root->front();
+    if (!root->is_object()) return out;
+    const nlohmann::json* err = root;  // old vLLM and others: the fields at the top level
+    if (const auto* e = json_member(*root, "error")) {
+        if (e->is_object()) err = e;
+        else if (e->is_string()) out.message = e->get_ref<const std::string&>();
+    }
+    if (err != root || json_member(*root, "message") || json_string(json_member(*root, "object")) == "error")
+        out.error = err;
+    if (out.message.empty()) out.message = json_string(json_member(*err, "message"));
+    if (out.message.empty()) out.message = json_string(json_member(*root, "detail"));  // FastAPI-style servers
+    out.type = json_string(json_member(*err, "type"));
+    if (err == root && out.type == "error") out.type.clear();  // Anthropic's envelope marker, not a cause
+    out.code = json_string(json_member(*err, "code"));
+    out.status = json_string(json_member(*err, "status"));
+    return out;
+}
+
+/// An error body, read once: how usable it is, the parsed document and its fields.
+struct ErrorBody {
+    enum class Shape { empty, not_json, too_large, too_deep, json };
+    Shape shape = Shape::empty;
+    nlohmann::json doc = nlohmann::json(nlohmann::json::value_t::discarded);  ///< discarded unless shape == json
+    ErrorFields fields;
+};
+
 /// Reads an error body of any shape. Never throws; unusable bodies say why in `shape`.
 inline ErrorBody read_error_body(std::string_view body) noexcept {
     ErrorBody out;
@@ -414,26 +448,10 @@ inline ErrorBody read_error_body(std::string_view body) noexcept {
             out.shape = ErrorBody::Shape::too_deep;
             return out;
         }
-        const nlohmann::json doc = nlohmann::json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
-        if (doc.is_discarded()) return out;
+        out.doc = nlohmann::json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
+        if (out.doc.is_discarded()) return out;
         out.shape = ErrorBody::Shape::json;
-
-        // Gemini's array form ([{"error":{...}}]) puts the error in the first element.
-        const nlohmann::json* root = &doc;
-        if (root->is_array() && !root->empty()) root = &root->front();
-        if (!root->is_object()) return out;
-
-        const nlohmann::json* err = root;  // old vLLM: {"object":"error","message",...} at top level
-        if (const auto* e = json_member(*root, "error")) {
-            if (e->is_object()) err = e;
-            else if (e->is_string()) out.message = e->get_ref<const std::string&>();
-        }
-        if (out.message.empty()) out.message = json_string(json_member(*err, "message"));
-        if (out.message.empty()) out.message = json_string(json_member(*root, "detail"));  // FastAPI-style servers
-        out.type = json_string(json_member(*err, "type"));
-        if (err == root && out.type == "error") out.type.clear();  // Anthropic's envelope marker, not a cause
-        out.code = json_string(json_member(*err, "code"));
-        out.status = json_string(json_member(*err, "status"));
+        out.fields = error_fields(out.doc);
     } catch (...) {
         out = ErrorBody{};
         out.shape = ErrorBody::Shape::not_json;
@@ -441,17 +459,26 @@ inline ErrorBody read_error_body(std::string_view body) noexcept {
     return out;
 }
 
-/// Codes say "prompt too long" at any error status; message text is trusted only
-/// on request errors and plain 500s (Gemini's way), never on a rate limit.
-inline bool says_context_too_long(const ErrorBody& b, int status) noexcept {
-    if (b.code == "context_length_exceeded" || b.type == "context_length_exceeded") return true;
-    if (b.type == "exceed_context_size_error" || b.code == "exceed_context_size_error") return true;
-    if (status == 429 || (status >= 500 && status != 500)) return false;
+/// Statuses whose message text may be trusted to mean "prompt too long": request
+/// errors and plain 500s (Gemini's way), never a rate limit or a gateway error.
+constexpr bool context_status(int status) noexcept {
+    return status == 500 || (status >= 400 && status < 500 && status != 429);
+}
+
+/// The portable prompt-too-long phrases (case-insensitive), the one list in the library.
+inline bool mentions_context_too_long(std::string_view message) noexcept {
     constexpr std::string_view phrases[] = {"maximum context length", "prompt is too long", "exceed context limit",
                                             "input token count", "exceeds the available context"};
     for (auto p : phrases)
-        if (icontains(b.message, p)) return true;
+        if (icontains(message, p)) return true;
     return false;
+}
+
+/// Codes say "prompt too long" at any error status; message text only where context_status holds.
+inline bool says_context_too_long(const ErrorFields& b, int status) noexcept {
+    if (b.code == "context_length_exceeded" || b.type == "context_length_exceeded") return true;
+    if (b.type == "exceed_context_size_error" || b.code == "exceed_context_size_error") return true;
+    return context_status(status) && mentions_context_too_long(b.message);
 }
 
 /// Reason and kind decided by the status alone, with a short label for odd statuses.
@@ -530,28 +557,46 @@ inline std::optional<std::chrono::milliseconds> parse_retry_after(const HttpResp
     return std::clamp(exact, std::chrono::milliseconds{0}, dc::max_retry_after);
 }
 
-/// Generic classification of a non-2xx response: reason and kind from the
-/// status, `x-should-retry`, and the portable body signals; plus status,
-/// retry_after, a short sanitised message and the provider's code. Never throws
-/// on account of the response's content.
-/// @code
-/// Failure f = failover::classify_response(res, clock.wall_now());
-/// if (f.kind == FailureKind::transient && f.retry_after) wait(*f.retry_after);
-/// @endcode
-inline Failure classify_response(const HttpResponse& res, std::chrono::system_clock::time_point wall_now) {
-    namespace dc = detail::classifier;
+/// The error fields of an error body: message, type, code, status and the error object.
+using ErrorFields = detail::classifier::ErrorFields;
+
+/// An error response as the classifier read it, handed to an adapter's classify hook:
+/// the body is parsed once, by one reader, and the hook only adds what it alone knows.
+struct ErrorReply {
+    const HttpResponse& response;            ///< status, headers and raw body
+    const nlohmann::json& body;              ///< the parsed body; discarded when not JSON, too large or too deep
+    const ErrorFields& fields;               ///< message, type, code, status and the error object
+
+    /// True when the body was parsed as JSON.
+    bool is_json() const noexcept { return !body.is_discarded(); }
+};
+
+namespace detail {
+
+/// `x-should-retry: true|false` decides transient or terminal, as in the official SDKs,
+/// after every other rule; it never turns a policy block into a retry and never
+/// overrides a body that names its cause (a quota or context-length reason the status
+/// alone, `status_reason`, did not give).
+inline void apply_should_retry(const HttpResponse& res, Failure& f, Reason status_reason) noexcept {
+    const std::string* hint = res.header("x-should-retry");
+    if (!hint || f.kind == FailureKind::policy) return;
+    if ((f.reason == Reason::quota_exhausted || f.reason == Reason::context_too_long) && f.reason != status_reason) return;
+    const std::string_view v = classifier::trim_ows(*hint);
+    if (iequals(v, "true")) f.kind = FailureKind::transient;
+    else if (iequals(v, "false")) f.kind = FailureKind::terminal;
+}
+
+/// The one classification of a non-2xx response: the status, the portable body
+/// signals, then the adapter's hook (given the parsed body), then x-should-retry.
+template <class Hook>
+Failure classify_error(const HttpResponse& res, std::chrono::system_clock::time_point wall_now, Hook&& hook) {
+    namespace dc = classifier;
     const dc::StatusClass sc = dc::classify_status(res.status);
     Failure f;
     f.reason = sc.reason;
     f.kind = sc.kind;
     f.status = res.status;
     f.retry_after = parse_retry_after(res, wall_now);
-
-    if (const std::string* hint = res.header("x-should-retry")) {
-        const std::string_view v = dc::trim_ows(*hint);
-        if (detail::iequals(v, "true")) f.kind = FailureKind::transient;
-        else if (detail::iequals(v, "false")) f.kind = FailureKind::terminal;
-    }
 
     std::string msg = "HTTP " + std::to_string(res.status);
     if (!sc.label.empty()) {
@@ -566,18 +611,20 @@ inline Failure classify_response(const HttpResponse& res, std::chrono::system_cl
             msg += " (redirects are not followed; check the base URL)";
         }
         f.message = std::move(msg);
+        apply_should_retry(res, f, sc.reason);
         return f;
     }
 
     const dc::ErrorBody body = dc::read_error_body(res.body);
-    f.provider_code = dc::sanitize_text(body.provider_code(), 64);
-    if (body.code == "content_filter") {
+    const dc::ErrorFields& e = body.fields;
+    f.provider_code = dc::sanitize_text(e.provider_code(), 64);
+    if (e.code == "content_filter") {
         f.reason = Reason::content_filter;
         f.kind = FailureKind::policy;
-    } else if (body.code == "insufficient_quota" || body.type == "insufficient_quota") {
+    } else if (e.code == "insufficient_quota" || e.type == "insufficient_quota") {
         f.reason = Reason::quota_exhausted;
         f.kind = FailureKind::terminal;
-    } else if (dc::says_context_too_long(body, res.status)) {
+    } else if (dc::says_context_too_long(e, res.status)) {
         f.reason = Reason::context_too_long;
         f.kind = FailureKind::terminal;
     }
@@ -593,13 +640,30 @@ inline Failure classify_response(const HttpResponse& res, std::chrono::system_cl
             break;
         case Shape::too_deep: msg += "JSON body nested too deeply: " + excerpt(); break;
         case Shape::json:
-            if (!body.message.empty()) msg += dc::sanitize_text(body.message, dc::max_provider_message);
+            if (!e.message.empty()) msg += dc::sanitize_text(e.message, dc::max_provider_message);
             else if (!f.provider_code.empty()) msg += f.provider_code;
             else msg += "JSON body without an error message: " + excerpt();
             break;
     }
     f.message = std::move(msg);
+    hook(ErrorReply{res, body.doc, e}, f);
+    apply_should_retry(res, f, sc.reason);
     return f;
+}
+
+}  // namespace detail
+
+/// Generic classification of a non-2xx response: reason and kind from the
+/// status, the portable body signals and `x-should-retry`; plus status,
+/// retry_after, a short sanitised message and the provider's code. Never throws
+/// on account of the response's content. Routes add their adapter's own signals
+/// through the same function (detail::classify_error), so the rules are in one place.
+/// @code
+/// Failure f = failover::classify_response(res, clock.wall_now());
+/// if (f.kind == FailureKind::transient && f.retry_after) wait(*f.retry_after);
+/// @endcode
+inline Failure classify_response(const HttpResponse& res, std::chrono::system_clock::time_point wall_now) {
+    return detail::classify_error(res, wall_now, [](const ErrorReply&, Failure&) noexcept {});
 }
 
 /// A Failure for a 2xx whose body could not be used (adapters call it):

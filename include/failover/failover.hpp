@@ -20,6 +20,7 @@
 #include "failover/budget.hpp"
 #include "failover/metrics.hpp"
 #include "failover/route.hpp"
+#include "failover/router_options.hpp"
 #include "failover/router.hpp"
 #include "failover/transport/curl.hpp"
 #include "failover/adapters/openai.hpp"

@@ -46,11 +46,14 @@ enum class Reason {
     refusal,             ///< the model refused
     schema_invalid,      ///< output does not match the request's JSON Schema
     quality_gate,        ///< a user quality gate rejected the output
+    tool_call_invalid,   ///< a tool call names a tool not offered, or its arguments break the tool's schema
     breaker_open,        ///< skip: the route's circuit breaker is open
     cooling_down,        ///< skip: the route is cooling down after a long Retry-After
     not_approved,        ///< skip: route not approved for the request's data
     budget_exceeded,     ///< skip: the tenant cannot afford the route
     context_window,      ///< skip: the route's window is too small for the request
+    cache_miss,          ///< skip: a cache route holds no answer for the request
+    insufficient_time,   ///< skip: less than the route's min_attempt_time is left of the deadline
     deadline_exceeded,   ///< no time left in the chain
     retry_budget,        ///< the route's retry budget is empty (recorded on fail over)
     internal,            ///< an adapter or transport threw; a bug, reported not hidden
@@ -86,11 +89,14 @@ constexpr std::string_view to_string(Reason r) noexcept {
         case Reason::refusal: return "refusal";
         case Reason::schema_invalid: return "schema_invalid";
         case Reason::quality_gate: return "quality_gate";
+        case Reason::tool_call_invalid: return "tool_call_invalid";
         case Reason::breaker_open: return "breaker_open";
         case Reason::cooling_down: return "cooling_down";
         case Reason::not_approved: return "not_approved";
         case Reason::budget_exceeded: return "budget_exceeded";
         case Reason::context_window: return "context_window";
+        case Reason::cache_miss: return "cache_miss";
+        case Reason::insufficient_time: return "insufficient_time";
         case Reason::deadline_exceeded: return "deadline_exceeded";
         case Reason::retry_budget: return "retry_budget";
         case Reason::internal: return "internal";
@@ -110,6 +116,7 @@ constexpr FailureKind default_kind(Reason r) noexcept {
         case Reason::malformed_response:
         case Reason::schema_invalid:
         case Reason::quality_gate:
+        case Reason::tool_call_invalid:
             return FailureKind::transient;
         case Reason::content_filter:
         case Reason::refusal:
@@ -119,22 +126,17 @@ constexpr FailureKind default_kind(Reason r) noexcept {
     }
 }
 
-/// Whether a failure for this reason counts against a route's circuit breaker.
-/// Request errors, policy blocks, output-quality problems and rate limits do not:
-/// they say nothing about the provider's health.
-constexpr bool counts_as_breaker_failure(Reason r) noexcept {
+/// Whether a reason only ever means "this route was passed over" (no call was made).
+/// A local adapter may answer with one of these (a cache miss) to be skipped.
+constexpr bool is_skip_reason(Reason r) noexcept {
     switch (r) {
-        case Reason::connection:
-        case Reason::timeout:
-        case Reason::conflict:
-        case Reason::server_error:
-        case Reason::overloaded:
-        case Reason::malformed_response:
-        case Reason::response_too_large:
-        case Reason::auth:
-        case Reason::not_found:  // a retired model stays retired: stop calling it
-        case Reason::quota_exhausted:
-        case Reason::internal:
+        case Reason::breaker_open:
+        case Reason::cooling_down:
+        case Reason::not_approved:
+        case Reason::budget_exceeded:
+        case Reason::context_window:
+        case Reason::cache_miss:
+        case Reason::insufficient_time:
             return true;
         default:
             return false;

@@ -18,6 +18,8 @@ class Result;
 struct Message;
 struct Tool;
 struct ToolCall;
+struct Signature;
+struct Thinking;
 struct ChatRequest;
 struct ChatResponse;
 struct Usage;
@@ -26,6 +28,7 @@ struct HttpRequest;
 struct HttpResponse;
 struct Deadline;
 
+class Secret;
 class Clock;
 class Sleeper;
 class ManualClock;

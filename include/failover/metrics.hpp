@@ -117,14 +117,22 @@ struct DriftEvent {
     std::uint64_t requests = 0;         ///< requests in the window
 };
 
+/// Something an operator should hear of once, not a failure: e.g. a structured-output
+/// schema that a route sends with OpenAI's strict mode off (topic "structured_output").
+struct NoticeEvent {
+    std::string_view route{};
+    std::string_view topic{};    ///< a stable snake_case subject, usable as a metric label
+    std::string_view message{};  ///< what and why, for a log line (never a secret)
+};
+
 /// Everything the router reports.
 using Event = std::variant<AttemptEvent, RetryEvent, FallbackEvent, SkipEvent, BreakerEvent, CooldownEvent,
-                           SuccessEvent, ExhaustedEvent, PolicyEvent, DriftEvent>;
+                           SuccessEvent, ExhaustedEvent, PolicyEvent, DriftEvent, NoticeEvent>;
 
 /// Stable name of an event's type ("attempt", "retry", "fallback", ...).
 inline std::string_view event_name(const Event& e) noexcept {
-    static constexpr std::string_view names[] = {"attempt", "retry",     "fallback", "skip",  "breaker",
-                                                 "cooldown", "success", "exhausted", "policy", "drift"};
+    static constexpr std::string_view names[] = {"attempt", "retry",     "fallback", "skip",   "breaker", "cooldown",
+                                                 "success", "exhausted", "policy",   "drift", "notice"};
     return names[e.index()];
 }
 
@@ -270,6 +278,10 @@ inline nlohmann::json to_json(const Event& ev) {
                 j["tenant"] = s(e.tenant);
                 j["reason"] = to_string(e.reason);
                 if (!e.category.empty()) j["category"] = s(e.category);
+            } else if constexpr (std::is_same_v<E, NoticeEvent>) {
+                j["route"] = s(e.route);
+                j["topic"] = s(e.topic);
+                j["message"] = s(e.message);
             }
         },
         ev);

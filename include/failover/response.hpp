@@ -53,12 +53,27 @@ struct ChatResponse {
     std::string text;                    ///< the answer's text (for structured output, the JSON text)
     nlohmann::json json{};                 ///< parsed JSON when the request had a schema, else null
     std::vector<ToolCall> tool_calls{};
+    std::vector<Thinking> thinking{};      ///< reasoning blocks to send back with this turn (Anthropic)
+    Signature signature{};                 ///< Gemini's thoughtSignature on the text part
     FinishReason finish_reason = FinishReason::stop;
     Usage usage{};
     std::string model{};                   ///< the model the provider says answered
     std::string route{};                   ///< the route that answered
     double cost_usd = 0.0;                 ///< usage priced at the answering route's Price
     std::vector<Attempt> attempts{};       ///< every attempt of the request, the last one successful
+
+    /// This answer as the assistant turn of a conversation: text, tool calls and the
+    /// provider's opaque reasoning state, so the next request can carry it.
+    /// @code
+    /// history.push_back(r->message());
+    /// for (const ToolCall& c : r->tool_calls) history.push_back(tool_result(c.id, c.name, run(c)));
+    /// @endcode
+    Message message() const {
+        Message m = assistant(text, tool_calls);
+        m.thinking = thinking;
+        m.signature = signature;
+        return m;
+    }
 };
 
 FAILOVER_END_NAMESPACE

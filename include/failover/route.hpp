@@ -3,11 +3,15 @@
 // through (none for local adapters such as StaticReply), its options, and the
 // state it shares between every request through it (circuit breaker, retry
 // budget, Retry-After cooldown). Routes are move-only; the router owns them.
+// Construction refuses what would fail every request: bad options, an adapter
+// that reports a configuration problem (a hosted provider without its key),
+// and a declared structured-output schema the adapter cannot send.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -33,8 +37,10 @@ struct RouteOptions {
     int max_attempts = 2;                              ///< attempts on this route before failing over (>= 1)
     Backoff backoff{};                                 ///< wait between attempts
     std::chrono::milliseconds max_retry_after{5000};   ///< longest server-requested wait honoured; longer: fail over and cool down
-    std::chrono::milliseconds attempt_timeout{30000};  ///< one attempt, clipped to what is left of the chain
+    std::chrono::milliseconds attempt_timeout{30000};  ///< one attempt, clipped to the route's share of the deadline
     std::chrono::milliseconds connect_timeout{5000};
+    std::chrono::milliseconds min_attempt_time{500};   ///< less than this left: the route is skipped (insufficient_time)
+    double deadline_weight = 1.0;                      ///< share of the chain deadline, against later routes' weights
     int repair_attempts = 1;                           ///< schema repair turns (each uses one of max_attempts)
     BreakerOptions breaker{};
     RetryBudgetOptions retry_budget{};
@@ -45,6 +51,7 @@ struct RouteOptions {
     std::vector<std::string> tiers{};                  ///< tenant tiers allowed on this route (empty: all)
     std::int64_t context_window = 0;                   ///< tokens the model accepts (0: unknown, not checked)
     int safety_level = 0;                              ///< strictness, for the opt-in policy fallback
+    std::vector<std::shared_ptr<const Schema>> schemas{};  ///< structured outputs this route must send faithfully; checked at construction
 
     /// Throws std::invalid_argument naming the route, the field and the value.
     void validate(std::string_view route) const {
@@ -58,6 +65,8 @@ struct RouteOptions {
         if (max_retry_after.count() < 0) bad("max_retry_after", std::to_string(max_retry_after.count()) + " ms");
         if (attempt_timeout.count() <= 0) bad("attempt_timeout", std::to_string(attempt_timeout.count()) + " ms");
         if (connect_timeout.count() <= 0) bad("connect_timeout", std::to_string(connect_timeout.count()) + " ms");
+        if (min_attempt_time.count() < 0) bad("min_attempt_time", std::to_string(min_attempt_time.count()) + " ms");
+        if (!(deadline_weight > 0.0 && deadline_weight <= 1e6)) bad("deadline_weight", std::to_string(deadline_weight) + " (0..1e6]");
         if (repair_attempts < 0) bad("repair_attempts", std::to_string(repair_attempts));
         if (!(price.input_per_million >= 0.0) || !(price.output_per_million >= 0.0))
             bad("price", "prices must be >= 0");
@@ -92,6 +101,8 @@ class Route {
 public:
     using adapter_type = A;
     using transport_type = T;
+    /// True when the route calls a provider over a transport (false: it answers in-process).
+    static constexpr bool is_http = HttpAdapter<A>;
 
     /// An HTTP route. Throws std::invalid_argument on an empty name, a null transport or bad options.
     Route(std::string name, A adapter, std::shared_ptr<T> transport, RouteOptions opts = {})
@@ -129,6 +140,21 @@ public:
         else return {};
     }
 
+    /// True the first time it is asked about `schema` (at most 32 remembered): the router
+    /// tells the operator once that a schema goes out in a weaker form on this route.
+    bool first_notice(const std::shared_ptr<const Schema>& schema) const {
+        std::lock_guard lock(state_->notes_mutex);
+        auto& seen = state_->noted;
+        for (const auto& w : seen)
+            if (!w.owner_before(schema) && !schema.owner_before(w)) return false;
+        if (seen.size() >= 32) {
+            std::erase_if(seen, [](const std::weak_ptr<const Schema>& w) { return w.expired(); });
+            if (seen.size() >= 32) seen.erase(seen.begin());
+        }
+        seen.push_back(schema);
+        return true;
+    }
+
     /// Until when the route is skipped after a long Retry-After (time_point{} when not).
     Clock::time_point cooldown_until() const noexcept {
         return Clock::time_point{Clock::duration{state_->cooldown.load(std::memory_order_acquire)}};
@@ -147,11 +173,26 @@ private:
         CircuitBreaker breaker{};
         RetryBudget budget{};
         std::atomic<Clock::duration::rep> cooldown{0};
+        std::mutex notes_mutex{};
+        std::vector<std::weak_ptr<const Schema>> noted{};  // schemas already reported by first_notice
     };
 
     void check() {
         if (name_.empty()) throw std::invalid_argument("failover: Route: name must not be empty");
         opts_.validate(name_);
+        // What would otherwise fail on every request is refused here, naming the route.
+        if constexpr (SelfCheckingAdapter<A>) {
+            if (std::string problem = adapter_.config_problem(); !problem.empty())
+                throw std::invalid_argument("failover: route '" + name_ + "': " + problem);
+        }
+        for (const auto& schema : opts_.schemas) {
+            if (!schema) throw std::invalid_argument("failover: route '" + name_ + "': RouteOptions.schemas holds a null schema");
+            if constexpr (SchemaAwareAdapter<A>) {
+                const SchemaSupport support = adapter_.schema_support(*schema);
+                if (!support.sendable)
+                    throw std::invalid_argument("failover: route '" + name_ + "': cannot send a declared schema: " + support.note);
+            }
+        }
         state_ = std::make_unique<State>(opts_);
     }
 

@@ -10,7 +10,10 @@
 // request.schema_name whose input_schema is the schema, chosen with
 // tool_choice {type:tool}; when the request also has its own tools the choice
 // is {type:any}, so the model may call them first. decode takes that tool's
-// input object as the answer. stop_reason refusal is a policy refusal carrying
+// input object as the answer. Thinking and redacted_thinking blocks are kept
+// (ChatResponse::thinking) and sent back first in their assistant turn, only to
+// the model that signed them; a failed tool result carries is_error. stop_reason
+// refusal is a policy refusal carrying
 // stop_details.category; model_context_window_exceeded is context_too_long.
 // classify(): 529 overloaded_error -> transient overloaded; 402 billing_error
 // and spend-limit 400s -> terminal quota_exhausted; "prompt is too long" /
@@ -27,6 +30,7 @@
 
 #include "failover/adapter.hpp"
 #include "failover/detail/adapter_util.hpp"
+#include "failover/env.hpp"
 #include "failover/failure.hpp"
 #include "failover/request.hpp"
 #include "failover/response.hpp"
@@ -40,7 +44,7 @@ FAILOVER_BEGIN_NAMESPACE
 /// initializer, so skipping fields stays clean under -Wmissing-field-initializers).
 struct AnthropicOptions {
     std::string model{};                           ///< e.g. "claude-sonnet-4-5"; required
-    std::string api_key{};                         ///< sent as x-api-key; omitted when empty
+    Secret api_key{};                              ///< sent as x-api-key; required (a Route without one fails to construct)
     std::string base_url{};                        ///< default https://api.anthropic.com, or $ANTHROPIC_BASE_URL
     int max_tokens = 1024;                         ///< Anthropic requires a limit: used when the request sets none
     std::string anthropic_version = "2023-06-01";  ///< the anthropic-version header
@@ -63,12 +67,12 @@ public:
         if (opts_.max_tokens <= 0)
             detail::wire::config_error(name, "max_tokens must be positive, got " + std::to_string(opts_.max_tokens));
         if (opts_.anthropic_version.empty()) detail::wire::config_error(name, "anthropic_version must not be empty");
-        detail::wire::check_key(opts_.api_key, name);
+        detail::wire::check_key(opts_.api_key.value(), name);
         detail::wire::check_header("anthropic-version", opts_.anthropic_version, name, "anthropic_version");
-        url_ = detail::wire::resolve_base_url(opts_.base_url, "ANTHROPIC_BASE_URL", default_base_url, name, opts_.api_key) +
+        url_ = detail::wire::resolve_base_url(opts_.base_url, "ANTHROPIC_BASE_URL", default_base_url, name, secret()) +
                "/v1/messages";
         headers_ = detail::wire::json_headers();
-        if (!opts_.api_key.empty()) headers_.emplace_back("x-api-key", opts_.api_key);
+        if (!opts_.api_key.empty()) headers_.emplace_back("x-api-key", secret());
         headers_.emplace_back("anthropic-version", opts_.anthropic_version);
         detail::wire::add_extra_headers(headers_, opts_.extra_headers, name);
     }
@@ -99,6 +103,12 @@ public:
                     add("user", {{"type", "text"}, {"text", m.content}});
                     break;
                 case Role::assistant:
+                    // Thinking blocks go back first, unchanged, and only to the model that signed them.
+                    for (const Thinking& t : m.thinking) {
+                        if (!t.signature.belongs_to("anthropic", opts_.model)) continue;
+                        if (t.redacted) add("assistant", {{"type", "redacted_thinking"}, {"data", t.signature.value}});
+                        else add("assistant", {{"type", "thinking"}, {"thinking", t.text}, {"signature", t.signature.value}});
+                    }
                     if (!m.content.empty() || m.tool_calls.empty()) add("assistant", {{"type", "text"}, {"text", m.content}});
                     for (const ToolCall& c : m.tool_calls) {
                         if (c.id.empty())
@@ -112,7 +122,10 @@ public:
                 case Role::tool:
                     if (m.tool_call_id.empty())
                         return detail::wire::unsendable(p, at + ": a tool result needs the tool_call_id it answers");
-                    add("user", {{"type", "tool_result"}, {"tool_use_id", m.tool_call_id}, {"content", m.content}});
+                    if (m.is_error)
+                        add("user", {{"type", "tool_result"}, {"tool_use_id", m.tool_call_id}, {"content", m.content}, {"is_error", true}});
+                    else
+                        add("user", {{"type", "tool_result"}, {"tool_use_id", m.tool_call_id}, {"content", m.content}});
                     break;
             }
         }
@@ -180,26 +193,25 @@ public:
     }
 
     /// Refines the generic classification of an error response with Anthropic's error types.
-    void classify(const HttpResponse& response, Failure& f) const noexcept {
+    void classify(const ErrorReply& reply, Failure& f) const noexcept {
         try {
             // The generic classifier knows only well-known key shapes: redact this exact key from what it wrote.
-            detail::wire::redact(f.message, opts_.api_key);
-            detail::wire::redact(f.provider_code, opts_.api_key);
-            nlohmann::json body = detail::wire::parse_json(response.body);
-            if (body.is_discarded()) {
-                detail::wire::note_raw_body(response, f, "anthropic", opts_.api_key);
+            detail::wire::redact(f.message, secret());
+            detail::wire::redact(f.provider_code, secret());
+            if (!reply.is_json()) {
+                detail::wire::note_raw_body(reply.response, f, "anthropic", secret());
                 return;
             }
-            detail::wire::ProviderError e = detail::wire::read_error(body);
-            if (!e.message.empty()) f.message = detail::wire::clean_message(e.message, opts_.api_key);
-            const std::string type = detail::wire::clean_message(e.type, opts_.api_key, 80);
+            const auto& e = reply.fields;
+            if (!e.message.empty()) f.message = detail::wire::clean_message(e.message, secret());
+            const std::string type = detail::wire::clean_message(e.type, secret(), 80);
             if (!type.empty()) f.provider_code = type;
-            if (type == "overloaded_error") {  // API-wide overload (529), not this account
-                detail::wire::reclassify(f, FailureKind::transient, Reason::overloaded);
-            } else if (type == "billing_error") {  // 402
+            if (type == "billing_error") {  // 402
                 detail::wire::reclassify(f, FailureKind::terminal, Reason::quota_exhausted);
-            } else if (detail::wire::context_status(response.status) && detail::wire::says_context_too_long(e.message)) {
-                detail::wire::reclassify(f, FailureKind::terminal, Reason::context_too_long);
+            } else if (f.reason == Reason::context_too_long) {
+                return;  // the generic rules read "prompt is too long"
+            } else if (type == "overloaded_error") {  // API-wide overload (529), not this account
+                detail::wire::reclassify(f, FailureKind::transient, Reason::overloaded);
             } else if (type == "invalid_request_error" && spend_limit(e.message)) {
                 detail::wire::reclassify(f, FailureKind::terminal, Reason::quota_exhausted);
             }
@@ -207,6 +219,9 @@ public:
             // Classification is best effort: the generic Failure stands.
         }
     }
+
+    /// Why this adapter cannot be used ("" when it can): Anthropic needs an API key.
+    std::string config_problem() const { return detail::wire::missing_key(opts_.api_key, "Anthropic", "ANTHROPIC_API_KEY"); }
 
     /// "anthropic", the OpenTelemetry gen_ai.system value.
     std::string_view provider() const noexcept { return "anthropic"; }
@@ -216,6 +231,8 @@ public:
     std::string_view endpoint() const noexcept { return url_; }
 
 private:
+    const std::string& secret() const noexcept { return opts_.api_key.value(); }
+
     // A spend limit the account owner set answers 400 invalid_request_error.
     // The exact wording is not documented; these phrases are our best match.
     static bool spend_limit(std::string_view message) noexcept {
@@ -231,10 +248,10 @@ private:
         const json* content = detail::wire::member(body, "content");
         if (content == nullptr || !content->is_array()) {
             if (detail::wire::member(body, "error") != nullptr) {
-                detail::wire::ProviderError e = detail::wire::read_error(body);
+                const auto e = detail::wire::read_error(body);
                 Failure f = detail::wire::malformed(p, "error in a successful response: " +
-                                                     detail::wire::clean_message(e.message, opts_.api_key));
-                f.provider_code = detail::wire::clean_message(e.type, opts_.api_key, 80);
+                                                     detail::wire::clean_message(e.message, secret()));
+                f.provider_code = detail::wire::clean_message(e.type, secret(), 80);
                 return f;
             }
             return detail::wire::malformed(p, "response has no content array");
@@ -255,10 +272,25 @@ private:
                     answer = input;
                     continue;
                 }
-                out.tool_calls.push_back({detail::wire::string_at(block, "id"), std::move(name),
-                                          input != nullptr && !input->is_null() ? *input : json::object()});
+                ToolCall call;
+                call.id = detail::wire::string_at(block, "id");
+                call.name = std::move(name);
+                call.arguments = input != nullptr && !input->is_null() ? *input : json::object();
+                if (call.id.empty()) {
+                    call.id = detail::wire::mint_call_id(response.body, out.tool_calls.size(), call.name, call.arguments);
+                    call.minted_id = true;
+                }
+                out.tool_calls.push_back(std::move(call));
+            } else if (type == "thinking" || type == "redacted_thinking") {
+                // Kept to be sent back to this model in a tool-use loop; never part of the answer.
+                Thinking t;
+                t.redacted = type == "redacted_thinking";
+                t.text = t.redacted ? std::string() : detail::wire::string_at(block, "thinking");
+                t.signature = Signature{"anthropic", opts_.model,
+                                        detail::wire::string_at(block, t.redacted ? "data" : "signature")};
+                out.thinking.push_back(std::move(t));
             }
-            // thinking and server-tool blocks carry nothing the unified response holds
+            // server-tool blocks carry nothing the unified response holds
         }
 
         if (stop == "refusal") {
@@ -266,7 +298,7 @@ private:
             std::string why = detail::wire::string_at(details, "explanation");
             if (why.empty()) why = out.text;
             Failure f = Failure::of(Reason::refusal, why.empty() ? std::string("anthropic: the model refused")
-                                                                 : detail::wire::clean_message(why, opts_.api_key));
+                                                                 : detail::wire::clean_message(why, secret()));
             f.provider_code = "refusal";
             f.category = detail::wire::clean_message(detail::wire::string_at(details, "category"), {}, 80);
             return f;
@@ -304,7 +336,7 @@ private:
                 out.finish_reason = FinishReason::stop;
             } else if (out.tool_calls.empty()) {
                 // The model answered in text instead of calling the tool; accept it if it is JSON.
-                Result<json> parsed = detail::wire::parse_answer(out.text, stop == "max_tokens", p, opts_.api_key);
+                Result<json> parsed = detail::wire::parse_answer(out.text, stop == "max_tokens", p, secret());
                 if (!parsed) return std::move(parsed).error();
                 out.json = std::move(*parsed);
             }

@@ -7,7 +7,12 @@
 // is responseMimeType application/json plus responseJsonSchema (plain JSON
 // Schema); tools are functionDeclarations with parametersJsonSchema; a tool
 // call is a functionCall part and its result a functionResponse part in a user
-// turn (response = the result if it is a JSON object, else {"output": text}).
+// turn (response = the result if it is a JSON object, else {"output": text},
+// or {"error": text} for a failed tool). Calls Gemini gave no id get a minted
+// one (sent to other providers, never back to Gemini); thoughtSignature is kept
+// on the part it came with and sent back only to the same model, while a turn
+// that came from elsewhere carries Google's documented placeholder on its first
+// call (Gemini 3 refuses a call step without a signature).
 // Consecutive turns of one role are merged. A model given as "models/x" or
 // "tunedModels/x" is used as the resource path; a bare name gets "models/".
 // Policy at HTTP 200: a prompt blocked with promptFeedback.blockReason, and the
@@ -32,6 +37,7 @@
 
 #include "failover/adapter.hpp"
 #include "failover/detail/adapter_util.hpp"
+#include "failover/env.hpp"
 #include "failover/failure.hpp"
 #include "failover/request.hpp"
 #include "failover/response.hpp"
@@ -45,7 +51,7 @@ FAILOVER_BEGIN_NAMESPACE
 /// initializer, so skipping fields stays clean under -Wmissing-field-initializers).
 struct GeminiOptions {
     std::string model{};              ///< e.g. "gemini-2.5-flash"; required
-    std::string api_key{};            ///< sent as x-goog-api-key; omitted when empty
+    Secret api_key{};                 ///< sent as x-goog-api-key; required (a Route without one fails to construct)
     std::string base_url{};           ///< default https://generativelanguage.googleapis.com, or $GEMINI_BASE_URL
     std::optional<int> max_tokens{};  ///< output limit when the request sets none; unset: Gemini's default
     Headers extra_headers{};          ///< added to every request; replace defaults of the same name
@@ -64,14 +70,14 @@ public:
     explicit Gemini(GeminiOptions options) : opts_(std::move(options)) {
         constexpr std::string_view name = "Gemini";
         detail::wire::check_segment(opts_.model, name, "model", "._-/");
-        detail::wire::check_key(opts_.api_key, name);
+        detail::wire::check_key(secret(), name);
         detail::wire::check_max_tokens(opts_.max_tokens, name);
         const std::string base =
-            detail::wire::resolve_base_url(opts_.base_url, "GEMINI_BASE_URL", default_base_url, name, opts_.api_key);
+            detail::wire::resolve_base_url(opts_.base_url, "GEMINI_BASE_URL", default_base_url, name, secret());
         const bool has_path = opts_.model.find('/') != std::string::npos;
         url_ = base + "/v1beta/" + (has_path ? "" : "models/") + opts_.model + ":generateContent";
         headers_ = detail::wire::json_headers();
-        if (!opts_.api_key.empty()) headers_.emplace_back("x-goog-api-key", opts_.api_key);
+        if (!opts_.api_key.empty()) headers_.emplace_back("x-goog-api-key", secret());
         detail::wire::add_extra_headers(headers_, opts_.extra_headers, name);
     }
 
@@ -98,25 +104,41 @@ public:
                 case Role::user:
                     add("user", {{"text", m.content}});
                     break;
-                case Role::assistant:
-                    if (!m.content.empty() || m.tool_calls.empty()) add("model", {{"text", m.content}});
+                case Role::assistant: {
+                    // Thought signatures go back on the part they came with, and only to the model that
+                    // made them. A turn from anywhere else carries Google's documented placeholder on its
+                    // first call instead, which Gemini 3 requires of every call step.
+                    if (!m.content.empty() || m.tool_calls.empty()) {
+                        json part = {{"text", m.content}};
+                        if (m.signature.belongs_to("gemini", opts_.model)) part["thoughtSignature"] = m.signature.value;
+                        add("model", std::move(part));
+                    }
+                    bool first_call = true;
                     for (const ToolCall& c : m.tool_calls) {
                         if (!c.arguments.is_object())
                             return detail::wire::unsendable(p, at + ": the arguments of tool call '" + c.name +
                                                              "' are not a JSON object");
                         json call = {{"name", c.name}, {"args", c.arguments}};
-                        if (!c.id.empty()) call["id"] = c.id;
-                        add("model", {{"functionCall", std::move(call)}});
+                        if (!c.id.empty() && !c.minted_id) call["id"] = c.id;
+                        json part = {{"functionCall", std::move(call)}};
+                        const bool ours = c.signature.provider == "gemini" && c.signature.model == opts_.model;
+                        if (ours && !c.signature.empty()) part["thoughtSignature"] = c.signature.value;
+                        else if (!ours && first_call) part["thoughtSignature"] = kSkipSignature;
+                        first_call = false;
+                        add("model", std::move(part));
                     }
                     break;
+                }
                 case Role::tool: {
-                    std::string tool_name = m.name.empty() ? name_of_call(request, i, m.tool_call_id) : m.name;
+                    std::string tool_name = m.name.empty() ? detail::wire::name_of_call(request, i, m.tool_call_id) : m.name;
                     if (tool_name.empty())
                         return detail::wire::unsendable(p, at + ": a tool result needs the tool's name (Message::name)");
-                    json result = detail::wire::parse_json(m.content);
-                    if (!result.is_object()) result = json{{"output", m.content}};
+                    // Gemini's convention: the result under "output", a failure under "error".
+                    json result = m.is_error ? json() : detail::wire::parse_json(m.content);
+                    if (!result.is_object()) result = json{{m.is_error ? "error" : "output", m.content}};
                     json response = {{"name", std::move(tool_name)}, {"response", std::move(result)}};
-                    if (!m.tool_call_id.empty()) response["id"] = m.tool_call_id;
+                    if (!m.tool_call_id.empty() && !detail::wire::minted_call(request, i, m.tool_call_id))
+                        response["id"] = m.tool_call_id;
                     add("user", {{"functionResponse", std::move(response)}});
                     break;
                 }
@@ -175,35 +197,35 @@ public:
     }
 
     /// Refines the generic classification of an error response with Google's status and details.
-    void classify(const HttpResponse& response, Failure& f) const noexcept {
+    void classify(const ErrorReply& reply, Failure& f) const noexcept {
         try {
             // The generic classifier knows only well-known key shapes: redact this exact key from what it wrote.
-            detail::wire::redact(f.message, opts_.api_key);
-            detail::wire::redact(f.provider_code, opts_.api_key);
-            nlohmann::json body = detail::wire::parse_json(response.body);
-            if (body.is_discarded()) {
-                detail::wire::note_raw_body(response, f, "gemini", opts_.api_key);
+            detail::wire::redact(f.message, secret());
+            detail::wire::redact(f.provider_code, secret());
+            if (!reply.is_json()) {
+                detail::wire::note_raw_body(reply.response, f, "gemini", secret());
                 return;
             }
-            detail::wire::ProviderError e = detail::wire::read_error(body);
-            if (!e.message.empty()) f.message = detail::wire::clean_message(e.message, opts_.api_key);
-            const std::string status = detail::wire::clean_message(e.status, opts_.api_key, 80);
+            const auto& e = reply.fields;
+            if (!e.message.empty()) f.message = detail::wire::clean_message(e.message, secret());
+            const std::string status = detail::wire::clean_message(e.status, secret(), 80);
             if (!status.empty()) f.provider_code = status;
             const nlohmann::json* details = detail::wire::member(e.error, "details");
-            if (status == "RESOURCE_EXHAUSTED" || (status.empty() && response.status == 429)) {
+            if (status == "RESOURCE_EXHAUSTED" || (status.empty() && reply.response.status == 429)) {
                 const bool daily = detail::wire::icontains(e.message, "exceeded your current quota") || per_day(details);
                 if (daily) detail::wire::reclassify(f, FailureKind::terminal, Reason::quota_exhausted);
                 else detail::wire::reclassify(f, FailureKind::transient, Reason::rate_limited);
                 if (!f.retry_after) f.retry_after = retry_delay(details);
-            } else if (status == "UNAVAILABLE") {
+            } else if (status == "UNAVAILABLE" && f.reason != Reason::context_too_long) {
                 detail::wire::reclassify(f, FailureKind::transient, Reason::overloaded);
-            } else if (detail::wire::context_status(response.status) && detail::wire::says_context_too_long(e.message)) {
-                detail::wire::reclassify(f, FailureKind::terminal, Reason::context_too_long);
             }
         } catch (...) {
             // Classification is best effort: the generic Failure stands.
         }
     }
+
+    /// Why this adapter cannot be used ("" when it can): Gemini needs an API key.
+    std::string config_problem() const { return detail::wire::missing_key(opts_.api_key, "Gemini", "GEMINI_API_KEY"); }
 
     /// "gemini", the gen_ai.system value this library reports.
     std::string_view provider() const noexcept { return "gemini"; }
@@ -213,14 +235,11 @@ public:
     std::string_view endpoint() const noexcept { return url_; }
 
 private:
-    // The tool name of the call a result answers, from an earlier assistant turn.
-    static std::string name_of_call(const ChatRequest& request, std::size_t before, const std::string& id) {
-        if (id.empty()) return {};
-        for (std::size_t i = before; i-- > 0;)
-            for (const ToolCall& c : request.messages[i].tool_calls)
-                if (c.id == id) return c.name;
-        return {};
-    }
+    // Google's documented value that turns off the signature check on a part that did not
+    // come from this model (a conversation that started elsewhere).
+    static constexpr const char* kSkipSignature = "skip_thought_signature_validator";
+
+    const std::string& secret() const noexcept { return opts_.api_key.value(); }
 
     // Any QuotaFailure violation of a per-day quota.
     static bool per_day(const nlohmann::json* details) {
@@ -263,16 +282,16 @@ private:
                 std::string why = detail::wire::string_at(feedback, "blockReasonMessage");
                 Failure f = Failure::of(Reason::content_filter,
                                         why.empty() ? "gemini: the prompt was blocked (" + blocked + ")"
-                                                    : detail::wire::clean_message(why, opts_.api_key));
+                                                    : detail::wire::clean_message(why, secret()));
                 f.provider_code = blocked;
                 f.category = blocked;
                 return f;
             }
             if (detail::wire::member(body, "error") != nullptr) {
-                detail::wire::ProviderError e = detail::wire::read_error(body);
+                const auto e = detail::wire::read_error(body);
                 Failure f = detail::wire::malformed(p, "error in a successful response: " +
-                                                     detail::wire::clean_message(e.message, opts_.api_key));
-                f.provider_code = detail::wire::clean_message(e.status, opts_.api_key, 80);
+                                                     detail::wire::clean_message(e.message, secret()));
+                f.provider_code = detail::wire::clean_message(e.status, secret(), 80);
                 return f;
             }
             return detail::wire::malformed(p, "response has no candidates");
@@ -290,14 +309,24 @@ private:
         const json* parts = detail::wire::member(detail::wire::member(candidate, "content"), "parts");
         if (parts != nullptr && parts->is_array()) {
             for (const json& part : *parts) {
+                // Opaque, kept on the part it came with, for this model only.
+                const Signature signature{"gemini", opts_.model, detail::wire::string_at(part, "thoughtSignature")};
                 if (const json* call = detail::wire::member(part, "functionCall")) {
-                    std::string name = detail::wire::string_at(call, "name");
-                    if (name.empty()) return detail::wire::malformed(p, "a functionCall part has no name");
+                    ToolCall c;
+                    c.name = detail::wire::string_at(call, "name");
+                    if (c.name.empty()) return detail::wire::malformed(p, "a functionCall part has no name");
                     const json* args = detail::wire::member(call, "args");
-                    out.tool_calls.push_back({detail::wire::string_at(call, "id"), std::move(name),
-                                              args != nullptr && !args->is_null() ? *args : json::object()});
+                    c.arguments = args != nullptr && !args->is_null() ? *args : json::object();
+                    c.id = detail::wire::string_at(call, "id");
+                    if (c.id.empty()) {  // Gemini often gives none; other providers need one
+                        c.id = detail::wire::mint_call_id(response.body, out.tool_calls.size(), c.name, c.arguments);
+                        c.minted_id = true;
+                    }
+                    c.signature = signature;
+                    out.tool_calls.push_back(std::move(c));
                 } else if (!detail::wire::flag_at(&part, "thought")) {  // thought summaries are not the answer
                     out.text += detail::wire::string_at(part, "text");
+                    if (out.signature.empty()) out.signature = signature;
                 }
             }
         }
@@ -314,7 +343,7 @@ private:
         if (out.model.empty()) out.model = opts_.model;
 
         if (request.schema && out.tool_calls.empty()) {
-            Result<json> parsed = detail::wire::parse_answer(out.text, finish == "MAX_TOKENS", p, opts_.api_key);
+            Result<json> parsed = detail::wire::parse_answer(out.text, finish == "MAX_TOKENS", p, secret());
             if (!parsed) return std::move(parsed).error();
             out.json = std::move(*parsed);
         }

@@ -3,9 +3,10 @@
 // base URL, headers) and throws std::invalid_argument naming the bad field;
 // after that encode/decode/classify never throw. Wire facts: system messages
 // keep role "system"; the output limit is max_completion_tokens; structured
-// output is response_format json_schema with strict true, so the schema must
-// follow OpenAI's strict subset (every property required, additionalProperties
-// false) or OpenAI answers 400; tool-call arguments arrive as a JSON string and
+// output is response_format json_schema, with strict true only for a schema in
+// OpenAI's strict subset (made so where that only narrows it, see
+// detail/strict_schema.hpp), else strict false: OpenAI answers 400 to a strict
+// schema outside the subset. Tool-call arguments arrive as a JSON string and
 // are parsed (text that does not parse is kept as a JSON string value).
 // classify() turns insufficient_quota into a terminal quota_exhausted,
 // context_length_exceeded into context_too_long, invalid_prompt and Azure-style
@@ -20,6 +21,7 @@
 #include "failover/adapter.hpp"
 #include "failover/detail/adapter_util.hpp"
 #include "failover/detail/openai_wire.hpp"
+#include "failover/env.hpp"
 #include "failover/failure.hpp"
 #include "failover/request.hpp"
 #include "failover/response.hpp"
@@ -32,12 +34,13 @@ FAILOVER_BEGIN_NAMESPACE
 /// initializer, so skipping fields stays clean under -Wmissing-field-initializers).
 struct OpenAIOptions {
     std::string model{};              ///< e.g. "gpt-4o"; required
-    std::string api_key{};            ///< sent as "Authorization: Bearer"; omitted when empty
+    Secret api_key{};                 ///< sent as "Authorization: Bearer"; required (a Route without one fails to construct)
     std::string base_url{};           ///< default https://api.openai.com/v1, or $OPENAI_BASE_URL when empty
     std::optional<int> max_tokens{};  ///< output limit when the request sets none; unset: OpenAI's default
     std::string organization{};       ///< OpenAI-Organization header, when set
     std::string project{};            ///< OpenAI-Project header, when set
     Headers extra_headers{};          ///< added to every request; replace defaults of the same name
+    StrictOutput strict = StrictOutput::when_possible;  ///< when structured output is sent with strict: true
 };
 
 /// Talks to OpenAI's Chat Completions API.
@@ -53,19 +56,21 @@ public:
     explicit OpenAI(OpenAIOptions options) {
         constexpr std::string_view name = "OpenAI";
         if (options.model.empty()) detail::wire::config_error(name, "model must not be empty");
-        detail::wire::check_key(options.api_key, name);
+        detail::wire::check_key(options.api_key.value(), name);
         detail::wire::check_max_tokens(options.max_tokens, name);
         const std::string base =
-            detail::wire::resolve_base_url(options.base_url, "OPENAI_BASE_URL", default_base_url, name, options.api_key);
+            detail::wire::resolve_base_url(options.base_url, "OPENAI_BASE_URL", default_base_url, name, options.api_key.value());
         wire_.provider = "openai";
         wire_.model = options.model;
         wire_.url = base + "/chat/completions";
-        wire_.secret = options.api_key;
+        wire_.secret = options.api_key.value();
+        wire_.strict = options.strict;
+        key_ = options.api_key;
         wire_.max_tokens = options.max_tokens;
         wire_.max_completion_tokens = true;
         wire_.max_stop = 4;
         wire_.headers = detail::wire::json_headers();
-        if (!options.api_key.empty()) wire_.headers.emplace_back("Authorization", "Bearer " + options.api_key);
+        if (!options.api_key.empty()) wire_.headers.emplace_back("Authorization", "Bearer " + options.api_key.value());
         if (!options.organization.empty()) {
             detail::wire::check_header("OpenAI-Organization", options.organization, name, "organization");
             wire_.headers.emplace_back("OpenAI-Organization", options.organization);
@@ -86,9 +91,15 @@ public:
     }
 
     /// Refines the generic classification of an error response with OpenAI's error codes.
-    void classify(const HttpResponse& response, Failure& failure) const noexcept {
-        detail::wire::openai_classify(wire_, response, failure);
+    void classify(const ErrorReply& reply, Failure& failure) const noexcept {
+        detail::wire::openai_classify(wire_, reply, failure);
     }
+
+    /// Whether `schema` goes out strict, with strict off (and why), or not at all.
+    SchemaSupport schema_support(const Schema& schema) const { return detail::wire::openai_schema_support(wire_, schema); }
+
+    /// Why this adapter cannot be used ("" when it can): OpenAI needs an API key.
+    std::string config_problem() const { return detail::wire::missing_key(key_, "OpenAI", "OPENAI_API_KEY"); }
 
     /// "openai", the OpenTelemetry gen_ai.system value.
     std::string_view provider() const noexcept { return wire_.provider; }
@@ -99,6 +110,7 @@ public:
 
 private:
     detail::wire::OpenAIWire wire_;
+    Secret key_;
 };
 
 static_assert(HttpAdapter<OpenAI>, "OpenAI must satisfy HttpAdapter");

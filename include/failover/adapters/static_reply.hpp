@@ -158,6 +158,7 @@ public:
             }
             h.text(m.tool_call_id);
             h.text(m.name);
+            h.number(m.is_error ? 1 : 0);
         }
         h.number(request.tools.size());
         for (const Tool& t : request.tools) {
@@ -221,7 +222,8 @@ private:
 };
 
 /// Answers from a ReplyCache: the stored answer to an equal request, or a
-/// terminal not_found failure ("no cached answer for this request").
+/// cache_miss, which the router treats as a skip (no attempt, no breaker effect),
+/// so the route works in front of the chain as well as at its end.
 /// @code
 /// auto cache = std::make_shared<ReplyCache>(512);
 /// Route{"cache", CachedReply{cache}}
@@ -233,10 +235,10 @@ public:
         if (!cache_) throw std::invalid_argument("failover: CachedReply: cache must not be null");
     }
 
-    /// The cached answer, or Failure not_found.
+    /// The cached answer, or a cache_miss (a skip).
     Result<ChatResponse> respond(const ChatRequest& request) const {
         if (auto hit = cache_->lookup(request)) return std::move(*hit);
-        return Failure::of(Reason::not_found, "no cached answer for this request");
+        return Failure::of(Reason::cache_miss, "no cached answer for this request");
     }
 
     /// "cache".

@@ -25,7 +25,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "failover/classifier.hpp"
+#include "failover/env.hpp"
 #include "failover/failure.hpp"
+#include "failover/request.hpp"
 #include "failover/transport.hpp"
 #include "failover/version.hpp"
 
@@ -319,50 +322,8 @@ inline std::optional<std::chrono::milliseconds> wait_hint(std::string_view messa
 
 // ------------------------------------------------------------ classification
 
-/// The portable prompt-too-long matcher over an error message (case-insensitive).
-inline bool says_context_too_long(std::string_view message) noexcept {
-    for (std::string_view p : {"maximum context length", "prompt is too long", "exceed context limit",
-                               "input token count", "exceeds the available context"})
-        if (icontains(message, p)) return true;
-    return false;
-}
-
-/// Statuses whose message text may be trusted to mean "prompt too long":
-/// request errors and plain 500s, never rate limits.
-inline bool context_status(int status) noexcept {
-    return status == 500 || (status >= 400 && status < 500 && status != 429);
-}
-
-/// The error object of an error body, whatever the provider's envelope.
-struct ProviderError {
-    const json* error = nullptr;  ///< the object holding message/type/code, if any
-    std::string message;
-    std::string type;    ///< OpenAI/Anthropic error.type
-    std::string code;    ///< OpenAI error.code (a string or an integer on local servers)
-    std::string status;  ///< Google error.status, e.g. RESOURCE_EXHAUSTED
-};
-
-/// Reads {"error":{...}} (OpenAI, Anthropic, Gemini, Ollama, llama.cpp), an
-/// {"error":"text"}, the old vLLM top-level {"object":"error","message",...},
-/// and Gemini's array form [{"error":{...}}].
-inline ProviderError read_error(const json& body) {
-    ProviderError e;
-    const json* root = &body;
-    if (body.is_array() && !body.empty()) root = &body[0];
-    const json* err = member(*root, "error");
-    if (err != nullptr && err->is_string()) {
-        e.message = err->get<std::string>();
-        return e;
-    }
-    if (err != nullptr && err->is_object()) e.error = err;
-    else if (member(*root, "message") != nullptr || string_at(*root, "object") == "error") e.error = root;
-    if (e.error == nullptr) return e;
-    e.message = string_at(*e.error, "message");
-    e.type = string_at(*e.error, "type");
-    e.code = string_at(*e.error, "code");
-    e.status = string_at(*e.error, "status");
-    return e;
-}
+/// The error fields of a parsed body, whatever the provider's envelope (the classifier's reader).
+inline classifier::ErrorFields read_error(const json& body) { return classifier::error_fields(body); }
 
 /// Sets kind and reason together.
 inline void reclassify(Failure& f, FailureKind kind, Reason reason) noexcept {
@@ -414,6 +375,44 @@ inline bool valid_function_name(std::string_view name) noexcept {
     return std::all_of(name.begin(), name.end(), [](char c) {
         return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
     });
+}
+
+/// A tool-call id for a call the provider gave none: "call_" and 16 hex digits of a
+/// hash of the response body, the call's position, name and arguments. Stable (the same
+/// answer gives the same ids), unique within an answer, and of the characters every
+/// provider accepts ([A-Za-z0-9_]).
+inline std::string mint_call_id(std::string_view body, std::size_t index, std::string_view name, const json& args) {
+    std::uint64_t h = 0xcbf29ce484222325ULL;
+    const auto mix = [&h](std::string_view bytes) {
+        for (char c : bytes) h = (h ^ static_cast<unsigned char>(c)) * 0x100000001b3ULL;
+        h ^= h >> 29;
+    };
+    mix(body);
+    mix(std::to_string(index));
+    mix(name);
+    mix(args.dump(-1, ' ', false, json::error_handler_t::replace));
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string id = "call_";
+    for (int shift = 60; shift >= 0; shift -= 4) id += digits[(h >> shift) & 0xFu];
+    return id;
+}
+
+/// Whether the tool call with this id in the history before message `before` had its id
+/// minted (so it is not sent back to the provider that gave none).
+inline bool minted_call(const ChatRequest& request, std::size_t before, const std::string& id) {
+    for (std::size_t i = before; i-- > 0;)
+        for (const ToolCall& c : request.messages[i].tool_calls)
+            if (c.id == id) return c.minted_id;
+    return false;
+}
+
+/// The tool name of the call a result answers, from an earlier assistant turn ("" if none).
+inline std::string name_of_call(const ChatRequest& request, std::size_t before, const std::string& id) {
+    if (id.empty()) return {};
+    for (std::size_t i = before; i-- > 0;)
+        for (const ToolCall& c : request.messages[i].tool_calls)
+            if (c.id == id) return c.name;
+    return {};
 }
 
 // ------------------------------------------------------------- configuration
@@ -529,6 +528,16 @@ inline void add_extra_headers(Headers& headers, const Headers& extras, std::stri
         check_header(name, value, adapter, "extra_headers");
         put_header(headers, name, value);
     }
+}
+
+/// "" when `key` is set; otherwise what is missing and where it was expected, for the
+/// Route's construction error (never a key: there is none).
+inline std::string missing_key(const Secret& key, std::string_view adapter, std::string_view usual_variable) {
+    if (!key.empty()) return {};
+    if (!key.source().empty())
+        return std::string(adapter) + " needs an API key, but " + key.source() + " is not set or is empty";
+    return std::string(adapter) + " needs an API key, but api_key is empty (for example .api_key = failover::env(\"" +
+           std::string(usual_variable) + "\"))";
 }
 
 /// Checks that a key has no line break (it goes into a header) without ever printing it.

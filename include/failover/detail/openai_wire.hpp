@@ -15,7 +15,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "failover/adapter.hpp"
 #include "failover/detail/adapter_util.hpp"
+#include "failover/detail/strict_schema.hpp"
 #include "failover/failure.hpp"
 #include "failover/request.hpp"
 #include "failover/response.hpp"
@@ -24,6 +26,14 @@
 #include "failover/version.hpp"
 
 FAILOVER_BEGIN_NAMESPACE
+
+/// When Chat Completions structured output is sent with `strict: true`.
+enum class StrictOutput {
+    when_possible,  ///< strict when the schema is strict-ready (made so where that only narrows it), else strict: false
+    required,       ///< strict always: a schema that cannot be sent strict is refused before any call
+    never,          ///< always strict: false (the answer is still validated against the schema)
+};
+
 namespace detail::wire {
 
 /// Everything that differs between Chat Completions endpoints.
@@ -37,7 +47,48 @@ struct OpenAIWire {
     bool max_completion_tokens = true;  ///< field name: max_completion_tokens or max_tokens
     std::optional<int> max_tokens;      ///< default output limit when the request sets none
     std::size_t max_stop = 0;           ///< most stop sequences accepted; 0 = no limit known
+    StrictOutput strict = StrictOutput::when_possible;
 };
+
+/// How a schema goes out under `w.strict`: the document and the strict flag, or why it cannot.
+struct StructuredOutput {
+    bool sendable = true;
+    bool strict = false;
+    nlohmann::json document{};
+    std::string note;  ///< why it is not strict ("" when it is)
+};
+
+inline StructuredOutput openai_structured(const OpenAIWire& w, const Schema& schema) {
+    StructuredOutput out;
+    if (w.strict == StrictOutput::never) {
+        out.document = schema.document();
+        return out;
+    }
+    strict::StrictForm form = strict::analyze_strict(schema.document());
+    if (form.ready) {
+        out.strict = true;
+        out.document = std::move(form.document);
+        return out;
+    }
+    std::string why;
+    for (std::size_t i = 0; i < form.reasons.size() && i < 5; ++i) why += (i ? "; " : "") + form.reasons[i];
+    if (form.reasons.size() > 5) why += "; and " + std::to_string(form.reasons.size() - 5) + " more";
+    out.note = "the schema is outside OpenAI's strict subset (" + why + ")";
+    if (w.strict == StrictOutput::required) {
+        out.sendable = false;
+        out.note += "; strict output is required on this route";
+        return out;
+    }
+    out.note += "; sent with strict: false, and every answer is validated against it";
+    out.document = schema.document();
+    return out;
+}
+
+/// The adapter's schema_support hook.
+inline SchemaSupport openai_schema_support(const OpenAIWire& w, const Schema& schema) {
+    const StructuredOutput s = openai_structured(w, schema);
+    return SchemaSupport{s.sendable, s.note};
+}
 
 /// Tool-call arguments as OpenAI sends them: a JSON string. A string value
 /// (arguments an earlier decode could not parse) is sent back verbatim.
@@ -94,7 +145,10 @@ inline Result<HttpRequest> openai_encode_body(const OpenAIWire& w, const ChatReq
             case Role::tool:
                 if (m.tool_call_id.empty())
                     return unsendable(w.provider, at + ": a tool result needs the tool_call_id it answers");
-                messages.push_back({{"role", "tool"}, {"tool_call_id", m.tool_call_id}, {"content", m.content}});
+                // Chat Completions has no error flag on a tool result: the text says so.
+                messages.push_back({{"role", "tool"},
+                                    {"tool_call_id", m.tool_call_id},
+                                    {"content", m.is_error ? "Error: " + m.content : m.content}});
                 break;
         }
     }
@@ -127,9 +181,11 @@ inline Result<HttpRequest> openai_encode_body(const OpenAIWire& w, const ChatReq
                                               "' must be 1-64 characters of [A-Za-z0-9_-]");
         if (!req.schema->document().is_object())
             return unsendable(w.provider, "structured output needs a schema that is a JSON object");
+        StructuredOutput so = openai_structured(w, *req.schema);
+        if (!so.sendable) return unsendable(w.provider, so.note);
         body["response_format"] = {
             {"type", "json_schema"},
-            {"json_schema", {{"name", req.schema_name}, {"schema", req.schema->document()}, {"strict", true}}}};
+            {"json_schema", {{"name", req.schema_name}, {"schema", std::move(so.document)}, {"strict", so.strict}}}};
     }
 
     Result<std::string> text = dump_body(body, w.provider);
@@ -177,7 +233,7 @@ inline Result<ChatResponse> openai_decode_body(const OpenAIWire& w, const ChatRe
     const json* choices = member(body, "choices");
     if (choices == nullptr || !choices->is_array() || choices->empty()) {
         if (member(body, "error") != nullptr) {
-            ProviderError e = read_error(body);
+            const classifier::ErrorFields e = read_error(body);
             Failure f = malformed(p, "error in a successful response: " + clean_message(e.message, w.secret));
             f.provider_code = clean_message(e.code.empty() ? e.type : e.code, w.secret, 80);
             return f;
@@ -210,9 +266,16 @@ inline Result<ChatResponse> openai_decode_body(const OpenAIWire& w, const ChatRe
     if (const json* calls = member(*message, "tool_calls"); calls != nullptr && calls->is_array()) {
         for (const json& c : *calls) {
             const json* fn = member(c, "function");
-            std::string name = string_at(fn, "name");
-            if (name.empty()) return malformed(p, "a tool call has no function name");
-            out.tool_calls.push_back({string_at(c, "id"), std::move(name), parse_arguments(member(fn, "arguments"))});
+            ToolCall call;
+            call.name = string_at(fn, "name");
+            if (call.name.empty()) return malformed(p, "a tool call has no function name");
+            call.arguments = parse_arguments(member(fn, "arguments"));
+            call.id = string_at(c, "id");
+            if (call.id.empty()) {  // some compatible servers give none
+                call.id = mint_call_id(res.body, out.tool_calls.size(), call.name, call.arguments);
+                call.minted_id = true;
+            }
+            out.tool_calls.push_back(std::move(call));
         }
     }
     out.finish_reason = openai_finish(finish, !out.tool_calls.empty());
@@ -239,18 +302,17 @@ inline Result<ChatResponse> openai_decode(const OpenAIWire& w, const ChatRequest
     }
 }
 
-inline void openai_classify(const OpenAIWire& w, const HttpResponse& res, Failure& f) noexcept {
+inline void openai_classify(const OpenAIWire& w, const ErrorReply& reply, Failure& f) noexcept {
     try {
         // The generic classifier knows only well-known key shapes; a body that
         // echoes this key with no message of its own left it in f.message.
         redact(f.message, w.secret);
         redact(f.provider_code, w.secret);
-        json body = parse_json(res.body);
-        if (body.is_discarded()) {
-            note_raw_body(res, f, w.provider, w.secret);
+        if (!reply.is_json()) {
+            note_raw_body(reply.response, f, w.provider, w.secret);
             return;
         }
-        ProviderError e = read_error(body);
+        const classifier::ErrorFields& e = reply.fields;
         if (!e.message.empty()) f.message = clean_message(e.message, w.secret);
         const std::string code = clean_message(e.code, w.secret, 80);
         const std::string type = clean_message(e.type, w.secret, 80);
@@ -258,14 +320,8 @@ inline void openai_classify(const OpenAIWire& w, const HttpResponse& res, Failur
         auto is = [&](std::string_view v) { return code == v || type == v; };
 
         // Billing, not a rate limit: the SDKs retry these, we fail over at once.
-        if (is("insufficient_quota") || is("credit_balance_exhausted") ||
-            std::string_view(code).ends_with("_spend_limit_exceeded")) {
+        if (is("credit_balance_exhausted") || std::string_view(code).ends_with("_spend_limit_exceeded")) {
             reclassify(f, FailureKind::terminal, Reason::quota_exhausted);
-            return;
-        }
-        if (is("context_length_exceeded") || is("exceed_context_size_error") ||
-            (context_status(res.status) && says_context_too_long(e.message))) {
-            reclassify(f, FailureKind::terminal, Reason::context_too_long);
             return;
         }
         // Azure's prompt filter: innererror/content_filter_result in practice,
@@ -285,6 +341,7 @@ inline void openai_classify(const OpenAIWire& w, const HttpResponse& res, Failur
             reclassify(f, FailureKind::policy, Reason::content_filter);
             return;
         }
+        if (f.reason == Reason::quota_exhausted || f.reason == Reason::context_too_long) return;  // the body named it
         if (is("model_not_found") || code == "DeploymentNotFound") {
             reclassify(f, FailureKind::terminal, Reason::not_found);
             return;
@@ -297,7 +354,7 @@ inline void openai_classify(const OpenAIWire& w, const HttpResponse& res, Failur
             reclassify(f, FailureKind::terminal, Reason::bad_request);
             return;
         }
-        if (res.status == 429 && !f.retry_after) f.retry_after = wait_hint(e.message);
+        if (reply.response.status == 429 && !f.retry_after) f.retry_after = wait_hint(e.message);
     } catch (...) {
         // Classification is best effort: the generic Failure stands.
     }

@@ -189,6 +189,9 @@ public:
         add(fallbacks_, "failover_fallbacks_total", T::counter,
             "Requests moving from one route to the next, by why the first did not answer.",
             {"from", "to", "reason", "tenant"});
+        add(notices_, "failover_notices_total", T::counter,
+            "Things an operator should hear of once (e.g. topic structured_output: a schema sent with strict off).",
+            {"route", "topic"});
         add(overflow_, "failover_label_overflow_total", T::counter,
             "Events whose label value was past the distinct-value limit and counted as \"__overflow__\".", {"label"});
         add(request_duration_, "failover_request_duration_seconds", T::histogram,
@@ -298,12 +301,14 @@ private:
         set(drift_active_, {t}, e.alert ? 1.0 : 0.0);
         if (e.alert) inc(drift_alerts_, {t});
     }
+    void on(const NoticeEvent& e) { inc(notices_, {route(e.route), e.topic}); }
 
     // In name order, which is the exposition's order.
     std::vector<const Family*> families() const {
         return {&attempt_duration_, &attempts_, &breaker_state_, &breaker_transitions_, &cooldowns_,
                 &cost_,             &drift_active_, &drift_alerts_, &fallbacks_,        &overflow_,
-                &request_duration_, &requests_,     &retries_,      &skips_,            &tokens_};
+                &notices_,          &request_duration_, &requests_, &retries_,          &skips_,
+                &tokens_};
     }
 
     void render(std::string& out, const Family& f) const {
@@ -365,8 +370,8 @@ private:
     detail::labels::LabelGuard routes_;
     std::string key_{};  // scratch for series lookups, under mu_
     Family attempt_duration_{}, attempts_{}, breaker_state_{}, breaker_transitions_{}, cooldowns_{}, cost_{},
-        drift_active_{}, drift_alerts_{}, fallbacks_{}, overflow_{}, request_duration_{}, requests_{}, retries_{},
-        skips_{}, tokens_{};
+        drift_active_{}, drift_alerts_{}, fallbacks_{}, overflow_{}, notices_{}, request_duration_{}, requests_{},
+        retries_{}, skips_{}, tokens_{};
 };
 
 FAILOVER_END_NAMESPACE

@@ -240,6 +240,7 @@ private:
         line("drift.active", e.alert ? 1 : 0, "g", {{"tenant", t}});
         if (e.alert) line("drift.alerts", 1, "c", {{"tenant", t}});
     }
+    void on(const NoticeEvent& e) { line("notices", 1, "c", {{"route", route(e.route)}, {"topic", e.topic}}); }
 
     StatsdOptions opts_;
     std::mutex mu_{};

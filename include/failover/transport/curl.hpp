@@ -14,7 +14,10 @@
 // larger than CurlOptions::max_response_bytes is a classified Failure. The
 // size limit is enforced while reading, so an oversized body never sits in
 // memory. A TLS certificate verification failure is reason connection with
-// kind terminal: retrying the same route cannot fix a certificate. Failure
+// kind terminal: retrying the same route cannot fix a certificate. A request
+// is never sent twice behind the caller's back: libcurl's silent resend on a
+// dead keep-alive connection is refused once the body went out (a connection
+// failure the router lists as an attempt). Failure
 // messages name the host, never the query string or any header value (API
 // keys travel in both).
 #pragma once
@@ -27,6 +30,8 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <new>
@@ -200,6 +205,9 @@ private:
 /// What the callbacks of one transfer write into.
 struct CurlCall {
     HttpResponse* response = nullptr;
+    std::string_view upload{};    // the request body, read by curl_read_body
+    std::size_t uploaded = 0;     // bytes of it handed to libcurl
+    bool rewind_refused = false;  // libcurl wanted to send the body again: refused
     std::size_t limit = 0;
     bool head = false;            // HEAD: Content-Length describes a body that never comes
     bool too_large = false;       // the size limit stopped the transfer
@@ -281,6 +289,29 @@ inline std::size_t curl_on_body(char* data, std::size_t size, std::size_t count,
     return n;
 }
 
+/// Hands the request body to libcurl. Reading it through a callback (not
+/// CURLOPT_POSTFIELDS) is what lets curl_seek_body refuse a second send.
+inline std::size_t curl_read_body(char* buffer, std::size_t size, std::size_t count, void* user) noexcept {
+    auto* call = static_cast<CurlCall*>(user);
+    const std::size_t n = std::min(size * count, call->upload.size() - call->uploaded);
+    std::memcpy(buffer, call->upload.data() + call->uploaded, n);
+    call->uploaded += n;
+    return n;
+}
+
+/// libcurl 7.88 silently re-sends a request whose reused connection died before any
+/// response byte ("Connection died, retrying a fresh connect"), rewinding the body
+/// first. The server may already have received and billed it, so the rewind is refused
+/// once any of the body went out: the transfer fails (CURLE_SEND_FAIL_REWIND) and the
+/// router records it as an attempt and decides for itself. A resend of a request whose
+/// body never left (the connection was already dead) needs no rewind and goes ahead.
+inline int curl_seek_body(void* user, curl_off_t offset, int origin) noexcept {
+    auto* call = static_cast<CurlCall*>(user);
+    if (offset == 0 && origin == SEEK_SET && call->uploaded == 0) return CURL_SEEKFUNC_OK;
+    call->rewind_refused = true;
+    return CURL_SEEKFUNC_FAIL;
+}
+
 /// "host[:port]" of a URL, without scheme, user info, path or query.
 inline std::string_view url_host(std::string_view url) noexcept {
     auto scheme = url.find("://");
@@ -355,6 +386,10 @@ inline Failure curl_failure(CURLcode rc, const CurlCall& call, const HttpRequest
     }
     if (call.callback_error)
         return Failure::of(Reason::internal, "out of memory while receiving the response from " + host);
+    if (call.rewind_refused || rc == CURLE_SEND_FAIL_REWIND)
+        return Failure::of(Reason::connection, host +
+                                                   ": the connection closed after the request was sent and before any "
+                                                   "response; not sent again, since the server may have received it");
 
     switch (rc) {
         case CURLE_OPERATION_TIMEDOUT:
@@ -528,9 +563,15 @@ private:
             call.head = true;
         } else {
             if (method != "POST") curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method.c_str());
-            // The body is sent from the caller's buffer, without a copy.
+            // The body is read from the caller's buffer, without a copy, through a callback
+            // whose seek refuses a silent second send (see curl_seek_body).
+            call.upload = req.body;
+            curl_easy_setopt(h, CURLOPT_POST, 1L);
             curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
-            curl_easy_setopt(h, CURLOPT_POSTFIELDS, req.body.data());
+            curl_easy_setopt(h, CURLOPT_READFUNCTION, &detail::curl_read_body);
+            curl_easy_setopt(h, CURLOPT_READDATA, static_cast<void*>(&call));
+            curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, &detail::curl_seek_body);
+            curl_easy_setopt(h, CURLOPT_SEEKDATA, static_cast<void*>(&call));
         }
 
         const CURLcode rc = curl_easy_perform(h);

@@ -1,0 +1,321 @@
+// SPDX-License-Identifier: MIT
+// One visit of one route by one request, as every driver runs it:
+//   begin()   eligibility; a skip is reported and the visit ends
+//   plan()    before each attempt: a breaker permit and the attempt's timeout
+//   (the driver performs the exchange, however it waits)
+//   finish()  the outcome: gates, the attempt recorded, the breaker told (one
+//             table), budgets charged, events emitted, and the decision (retry
+//             after a wait, repair, fail over, stop, answered)
+// The visit keeps the books and asks decide.hpp what to do; it never waits and
+// never does I/O, so the blocking, streaming and async drivers share it.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "failover/adapter.hpp"
+#include "failover/breaker.hpp"
+#include "failover/detail/engine/decide.hpp"
+#include "failover/detail/engine/gates.hpp"
+#include "failover/detail/engine/request_state.hpp"
+#include "failover/failure.hpp"
+#include "failover/metrics.hpp"
+#include "failover/request.hpp"
+#include "failover/response.hpp"
+#include "failover/transport.hpp"
+#include "failover/version.hpp"
+
+FAILOVER_BEGIN_NAMESPACE
+namespace detail::engine {
+
+/// How a visit (or a whole pass) ended.
+enum class Step { next, answered, stop };
+
+/// What the driver does after plan() or finish().
+enum class Action {
+    send,       ///< (plan) perform the exchange within `deadline`
+    wait_then,  ///< (finish) wait `wait`, then plan the next attempt
+    again,      ///< (finish) plan the next attempt at once (a repair turn)
+    done,       ///< the visit is over with `step`
+};
+
+struct Order {
+    Action action = Action::done;
+    Step step = Step::next;
+    Deadline deadline{};
+    std::chrono::nanoseconds wait{};
+};
+
+template <class R>
+class RouteVisit {
+public:
+    RouteVisit(R& route, RequestState& rs) : route_(route), rs_(rs), o_(route.options()) {}
+
+    /// Eligibility. False: the route is skipped (reported) and the visit is over.
+    bool begin() {
+        is_first_ = !rs_.first_route_seen;
+        rs_.first_route_seen = true;
+        if (is_first_) rs_.first_route = &route_.name();
+        const auto now = rs_.clock.now();
+        const ChainFacts chain{rs_.req, rs_.policy_floor, rs_.min_window};
+        auto affordable = [&](double estimate) {
+            return !rs_.opts.budgets || rs_.opts.budgets->affords(rs_.req.tenant, estimate, rs_.clock.wall_now());
+        };
+        // Approval is judged before the rest, so a request no route may see says so.
+        const bool data_ok = approved(o_, rs_.req);
+        if (data_ok && !(rs_.policy_floor && o_.safety_level < *rs_.policy_floor)) rs_.any_approved = true;
+        if (auto skip = eligibility(o_, R::is_http, chain, now, route_.cooldown_until(), rs_.deadline,
+                                    [&] { return rs_.tokens(); }, affordable)) {
+            if (skip->recovers_at) note_recovery(*skip->recovers_at, skip->reason);
+            skip_route(skip->reason, std::move(skip->message));
+            return false;
+        }
+        end_ = route_end(o_, R::is_http, now, rs_.deadline, rs_.weight_from_here());
+        notice_schema();
+        return true;
+    }
+
+    /// Before attempt n: a breaker permit and the deadline, or the end of the visit.
+    Order plan() {
+        ++n_;
+        const auto now = rs_.clock.now();
+        auto acq = route_.breaker().try_acquire(now);
+        report(acq.transition);
+        permit_ = acq.permit;
+        if (permit_ == CircuitBreaker::Permit::denied) {
+            if (n_ == 1) {
+                // Forced open, or half-open with its probe busy: no recovery time to wait for.
+                if (const auto at = route_.breaker().recovers_at(); at && *at > now) note_recovery(*at, Reason::breaker_open);
+                skip_route(Reason::breaker_open, "circuit breaker is open");
+            }
+            return {Action::done, Step::next, {}, {}};  // opened while we were retrying: fail over
+        }
+        if (now >= rs_.deadline) {
+            route_.breaker().release(permit_);
+            Failure f = Failure::of(Reason::deadline_exceeded, "no time left in the chain's deadline");
+            f.route = route_.name();
+            rs_.last_failure = std::move(f);
+            return {Action::done, Step::stop, {}, {}};
+        }
+        Deadline d{};
+        if constexpr (R::is_http) {
+            const auto t = attempt_time(o_, now, end_);
+            if (!t) {
+                route_.breaker().release(permit_);
+                if (n_ == 1) skip_route(Reason::insufficient_time, "too little of the deadline is left for this route");
+                return {Action::done, Step::next, {}, {}};
+            }
+            d.timeout = *t;
+            d.connect_timeout = std::min(o_.connect_timeout, d.timeout);
+        }
+        granted_ = d.timeout;
+        if (n_ == 1) {
+            ++rs_.tried_this_pass;
+            if (rs_.pending_from)
+                rs_.emit(FallbackEvent{*rs_.pending_from, route_.name(), rs_.pending_reason, rs_.req.tenant});
+        }
+        t0_ = now;
+        return {Action::send, Step::next, d, {}};
+    }
+
+    /// The request to send now: the caller's, or the latest repair turn.
+    const ChatRequest& request() const noexcept { return repaired_ ? *repaired_ : rs_.req; }
+
+    /// The attempt's outcome: bookkeeping, then what the driver does next.
+    Order finish(Result<ChatResponse> outcome) {
+        const auto now = rs_.clock.now();
+        const auto latency = std::chrono::duration_cast<std::chrono::nanoseconds>(now - t0_);
+        std::string previous;  // the answer a gate turned down, for the repair turn
+        if (outcome) {
+            if (auto bad = run_gates(request(), *outcome, rs_.opts, rs_.tool_schemas)) {
+                previous = std::move(bad->previous);
+                outcome = std::move(bad->failure);
+            }
+        }
+        if (outcome) return answered(std::move(*outcome), now, latency);
+
+        Failure f = std::move(outcome).error();
+        f.route = route_.name();
+        if (!R::is_http && is_skip_reason(f.reason)) {
+            // A local route that has nothing to say (a cache miss): passed over, not tried.
+            route_.breaker().release(permit_);
+            --rs_.tried_this_pass;
+            if (f.reason == Reason::cache_miss && is_first_) rs_.first_route_seen = false;  // the next route is the primary
+            rs_.emit(SkipEvent{route_.name(), f.reason, rs_.req.tenant});
+            if (f.reason != Reason::cache_miss) {
+                rs_.pending_from = &route_.name();
+                rs_.pending_reason = f.reason;
+            }
+            if (!rs_.last_failure) rs_.last_failure = std::move(f);
+            return {Action::done, Step::next, {}, {}};
+        }
+
+        Attempt a{};
+        a.route = route_.name();
+        a.number = n_;
+        a.latency = latency;
+        a.kind = f.kind;
+        a.reason = f.reason;
+        a.status = f.status;
+        a.message = f.message;
+        rs_.attempts.push_back(std::move(a));
+        rs_.emit(AttemptEvent{route_.name(), rs_.req.tenant, route_.provider(), route_.model(), n_, false, f.kind,
+                              f.reason, f.status, latency, {}});
+
+        bool opened = false;
+        switch (breaker_effect(f.reason, timeout_counts(granted_, o_))) {
+            case BreakerEffect::failure: {
+                auto t = route_.breaker().on_failure(now, permit_);
+                opened = t && t->to == BreakerState::open;
+                report(t);
+                break;
+            }
+            case BreakerEffect::success: report(route_.breaker().on_success(now, permit_)); break;
+            case BreakerEffect::neutral: route_.breaker().release(permit_); break;
+        }
+
+        rs_.pending_from = &route_.name();
+        rs_.pending_reason = f.reason;
+        if (f.kind == FailureKind::policy) {
+            rs_.emit(PolicyEvent{route_.name(), rs_.req.tenant, f.reason, f.category});
+            if (rs_.opts.policy_fallback) {
+                // Opted in: go on, but only to routes at least as strict as this one.
+                rs_.policy_floor = std::max(rs_.policy_floor.value_or(o_.safety_level), o_.safety_level);
+                if (!rs_.policy_failure) rs_.policy_failure = f;
+            }
+        }
+        if (f.reason == Reason::context_too_long && o_.context_window > 0)
+            rs_.min_window = std::max(rs_.min_window, o_.context_window + 1);
+
+        AttemptFacts facts;
+        facts.number = n_;
+        facts.repairs = repairs_;
+        facts.local = !R::is_http;
+        facts.opened = opened;
+        facts.policy_fallback = rs_.opts.policy_fallback;
+        facts.now = now;
+        facts.route_end = end_;
+        facts.deadline = rs_.deadline;
+        const Decision d = decide(f, facts, o_, rs_.jitter.uniform());
+        if (d.cool_down_until) {
+            route_.cool_down_until(*d.cool_down_until);
+            if (d.announce_cooldown)
+                rs_.emit(CooldownEvent{route_.name(), std::chrono::ceil<std::chrono::milliseconds>(*d.cool_down_until - now)});
+        }
+        switch (d.next) {
+            case Next::stop:
+                rs_.last_failure = std::move(f);
+                return {Action::done, Step::stop, {}, {}};
+            case Next::fail_over:
+                rs_.last_failure = std::move(f);
+                return {Action::done, Step::next, {}, {}};
+            case Next::repair:
+                ++repairs_;
+                repaired_ = repair_request(rs_.req, previous, f);
+                rs_.emit(RetryEvent{route_.name(), rs_.req.tenant, f.reason, n_ + 1, std::chrono::nanoseconds{0}});
+                rs_.last_failure = std::move(f);
+                return {Action::again, Step::next, {}, {}};
+            case Next::retry:
+                break;
+        }
+        if (!route_.retry_budget().try_spend(f.reason)) {
+            f.message += " (retry budget empty, not retried)";
+            rs_.last_failure = std::move(f);
+            return {Action::done, Step::next, {}, {}};
+        }
+        last_retry_reason_ = f.reason;
+        paid_retry_ = true;
+        rs_.emit(RetryEvent{route_.name(), rs_.req.tenant, f.reason, n_ + 1, d.wait});
+        rs_.last_failure = std::move(f);
+        return {Action::wait_then, Step::next, {}, d.wait};
+    }
+
+private:
+    Order answered(ChatResponse res, Clock::time_point now, std::chrono::nanoseconds latency) {
+        Attempt a{};
+        a.route = route_.name();
+        a.number = n_;
+        a.latency = latency;
+        a.ok = true;
+        rs_.attempts.push_back(std::move(a));
+        report(route_.breaker().on_success(now, permit_));
+        route_.retry_budget().on_success(paid_retry_, last_retry_reason_);
+        res.cost_usd = o_.price.cost(res.usage);
+        if (rs_.opts.budgets) {
+            try {
+                rs_.opts.budgets->charge(rs_.req.tenant, res.cost_usd, rs_.clock.wall_now());
+            } catch (...) {  // a store that is down must not lose a paid answer
+                rs_.sink_errors.fetch_add(1, std::memory_order_relaxed);
+            }
+        }
+        rs_.emit(AttemptEvent{route_.name(), rs_.req.tenant, route_.provider(), route_.model(), n_, true,
+                              FailureKind::transient, Reason::internal, 0, latency, res.usage, res.cost_usd});
+        res.route = route_.name();
+        res.attempts = std::move(rs_.attempts);
+        rs_.emit(SuccessEvent{route_.name(), rs_.req.tenant, static_cast<int>(res.attempts.size()), !is_first_,
+                              now - rs_.start});
+        if (rs_.opts.on_answer) {
+            try {
+                rs_.opts.on_answer(rs_.req, res);
+            } catch (...) {
+                rs_.sink_errors.fetch_add(1, std::memory_order_relaxed);
+            }
+        }
+        rs_.answer = std::move(res);
+        return {Action::done, Step::answered, {}, {}};
+    }
+
+    void note_recovery(Clock::time_point at, Reason why) {
+        if (!rs_.earliest_recovery || at < *rs_.earliest_recovery) {
+            rs_.earliest_recovery = at;
+            rs_.earliest_route = &route_.name();
+            rs_.earliest_reason = why;
+        }
+    }
+
+    void skip_route(Reason why, std::string msg) {
+        rs_.emit(SkipEvent{route_.name(), why, rs_.req.tenant});
+        Failure f = Failure::of(why, std::move(msg));
+        f.route = route_.name();
+        rs_.last_failure = std::move(f);
+        rs_.pending_from = &route_.name();
+        rs_.pending_reason = why;
+    }
+
+    void report(const std::optional<BreakerTransition>& t) {
+        if (t) rs_.emit(BreakerEvent{route_.name(), *t});
+    }
+
+    // Says once per route and schema that the schema goes out in a weaker form here.
+    void notice_schema() {
+        if constexpr (SchemaAwareAdapter<typename R::adapter_type>) {
+            if (!rs_.req.schema || !route_.first_notice(rs_.req.schema)) return;
+            try {
+                const SchemaSupport s = route_.adapter().schema_support(*rs_.req.schema);
+                if (!s.note.empty()) rs_.emit(NoticeEvent{route_.name(), "structured_output", s.note});
+            } catch (...) {  // the encode that follows reports whatever this hit
+            }
+        }
+    }
+
+    R& route_;
+    RequestState& rs_;
+    const RouteOptions& o_;
+    bool is_first_ = false;
+    int n_ = 0;                          // attempts planned on this route
+    int repairs_ = 0;
+    bool paid_retry_ = false;            // a retry took tokens from the budget (repair turns do not)
+    Reason last_retry_reason_ = Reason::server_error;
+    CircuitBreaker::Permit permit_ = CircuitBreaker::Permit::denied;
+    Clock::time_point end_{};            // end of this route's share of the deadline
+    Clock::time_point t0_{};             // start of the current attempt
+    std::chrono::nanoseconds granted_{}; // the current attempt's timeout
+    std::optional<ChatRequest> repaired_{};
+};
+
+}  // namespace detail::engine
+FAILOVER_END_NAMESPACE

@@ -1,0 +1,41 @@
+// SPDX-License-Identifier: MIT
+// Settings that apply to a whole chain (RouterOptions) and the user quality
+// gate type. Kept apart from router.hpp so the engine's internals can name
+// them without the routers.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "failover/budget.hpp"
+#include "failover/clock.hpp"
+#include "failover/request.hpp"
+#include "failover/response.hpp"
+#include "failover/version.hpp"
+
+FAILOVER_BEGIN_NAMESPACE
+
+/// A user quality gate: returns a reason to reject an answer, or nullopt to pass it.
+/// A rejection is handled like a schema failure: a repair turn, then fail over.
+using QualityGate = std::function<std::optional<std::string>(const ChatRequest&, const ChatResponse&)>;
+
+/// Settings that apply to the whole chain.
+struct RouterOptions {
+    std::shared_ptr<Clock> clock = default_clock();
+    std::shared_ptr<Sleeper> sleeper = default_sleeper();
+    std::optional<std::uint64_t> seed;                 ///< jitter seed; random when unset
+    std::chrono::milliseconds timeout{60000};          ///< whole-chain deadline unless the request sets one
+    int max_recovery_waits = 3;                        ///< times an all-skipped chain waits for a route to recover
+    std::shared_ptr<Budgets> budgets{};                ///< tenant ceilings; none: no budget checks
+    std::function<std::int64_t(const ChatRequest&)> token_counter{};  ///< request size; default estimate_tokens
+    std::vector<QualityGate> gates{};                  ///< run on every answer, after the schema and tool-call gates
+    bool policy_fallback = false;                      ///< opt in: after a policy block, try only routes at least as strict
+    std::function<void(const ChatRequest&, const ChatResponse&)> on_answer{};  ///< e.g. ReplyCache::store
+};
+
+FAILOVER_END_NAMESPACE
