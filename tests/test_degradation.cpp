@@ -334,3 +334,138 @@ TEST_CASE("degradation: a tool call naming a tool that was not offered, or with 
         CHECK(r->tool_calls[0].arguments == Json{{"city", "Paris"}});
     }
 }
+
+TEST_CASE("degradation: a conversation with Gemini tool calls fails over mid-way within one chain") {
+    Fixture fx;
+    fx.mock.route("gemini").then(Fault::tool_call("get_weather", {{"city", "Paris"}})).otherwise(Fault::status(503));
+    fx.mock.route("ant").otherwise(Fault::ok("21 C in Paris"));
+    RouteOptions once;
+    once.max_attempts = 1;
+    Router router{fx.options(), Route{"gemini", fx.gemini("gemini"), fx.http, once}, Route{"ant", fx.anthropic("ant"), fx.http}};
+    ChatRequest req = ask("What is the weather in Paris?");
+    req.tools = {kWeather};
+    auto first = router.route_with_fallback(req);
+    REQUIRE(first);
+    REQUIRE(first->route == "gemini");
+    req.messages.push_back(first->message());
+    for (const ToolCall& c : first->tool_calls) req.messages.push_back(tool_result(c.id, c.name, R"({"temp_c":21})"));
+    auto second = router.route_with_fallback(req);  // Gemini is down now: Anthropic takes the conversation
+    REQUIRE(second);
+    CHECK(second->route == "ant");
+    const Json sent = sent_body(fx.mock, "ant");
+    CHECK(sent["messages"][1]["content"][0]["id"] == first->tool_calls[0].id);
+    CHECK(sent["messages"][2]["content"][0]["tool_use_id"] == first->tool_calls[0].id);
+}
+
+TEST_CASE("degradation: Anthropic thinking blocks go back to the model that signed them, and nowhere else") {
+    Fixture fx;
+    fx.mock.route("ant").then(Fault::tool_call("get_weather", {{"city", "Paris"}}).with_thinking("Paris: call the tool."))
+        .otherwise(Fault::ok("21 C"));
+    fx.mock.route("other").otherwise(Fault::ok("21 C"));
+    fx.mock.route("oai").otherwise(Fault::ok("21 C"));
+    Router claude{fx.options(), Route{"ant", fx.anthropic("ant"), fx.http}};
+    ChatRequest req = ask("Weather in Paris?");
+    req.tools = {kWeather};
+    auto first = claude.route_with_fallback(req);
+    REQUIRE(first);
+    REQUIRE(first->thinking.size() == 1);
+    CHECK(first->thinking[0].text == "Paris: call the tool.");
+    req.messages.push_back(first->message());
+    req.messages.push_back(tool_result(first->tool_calls[0].id, "get_weather", "sensor offline", /*is_error=*/true));
+
+    auto again = claude.route_with_fallback(req);  // the same model: the signed block goes back, first in its turn
+    REQUIRE(again);
+    Json sent = sent_body(fx.mock, "ant");
+    CHECK(sent["messages"][1]["content"][0]["type"] == "thinking");
+    CHECK(sent["messages"][1]["content"][0]["signature"] == first->thinking[0].signature.value);
+    CHECK(sent["messages"][2]["content"][0]["is_error"] == true);
+
+    // Another Claude model would refuse the block (the mock does, as Anthropic does): it is left out.
+    Router opus{fx.options(),
+                Route{"other", Anthropic{{.model = "claude-opus-4-1", .api_key = "test", .base_url = fx.mock.url("other")}}, fx.http}};
+    auto other = opus.route_with_fallback(req);
+    REQUIRE(other);
+    CHECK(sent_body(fx.mock, "other").dump().find("thinking") == std::string::npos);
+
+    Router gpt{fx.options(), Route{"oai", fx.openai("oai"), fx.http}};
+    auto o = gpt.route_with_fallback(req);
+    REQUIRE(o);
+    sent = sent_body(fx.mock, "oai");
+    CHECK(sent.dump().find("Paris: call the tool.") == std::string::npos);
+    CHECK(sent["messages"][2]["content"] == "Error: sensor offline");
+}
+
+TEST_CASE("degradation: strict mode is decided per schema, said once, and can be demanded") {
+    Fixture fx;
+    fx.mock.route("primary").otherwise(Fault::ok_json({{"note", "x"}}));
+    Router router{fx.options(), Route{"primary", fx.openai("primary"), fx.http}};
+    router.add_sink(fx.sink);
+    ChatRequest req = ask();
+    req.schema = Schema::parse(R"({"type":"object","properties":{"note":{"type":"string"},"n":{"type":"integer"}},
+                                   "required":["note"]})");  // "n" is optional: not strict-ready
+    for (int i = 0; i < 3; ++i) REQUIRE(router.route_with_fallback(req));
+    const auto notices = fx.sink->of("notice");
+    REQUIRE(notices.size() == 1);  // once per route and schema, not per request
+    CHECK(sent_body(fx.mock, "primary")["response_format"]["json_schema"]["strict"] == false);
+
+    // Demanded: refused at construction for a declared schema, and before any call for another.
+    RouteOptions declared;
+    declared.schemas = {req.schema};
+    const auto strict_openai = [&] {
+        return OpenAI{{.model = "gpt-4o", .api_key = "sk-test", .base_url = fx.mock.url("strict") + "/v1",
+                       .strict = StrictOutput::required}};
+    };
+    std::string message;
+    try {
+        Route r{"strict", strict_openai(), fx.http, declared};
+    } catch (const std::invalid_argument& e) {
+        message = e.what();
+    }
+    CHECK(message.find("route 'strict'") != std::string::npos);
+    CHECK(message.find("/properties/n") != std::string::npos);
+    Router demanding{fx.options(), Route{"strict", strict_openai(), fx.http}};
+    auto refused = demanding.route_with_fallback(req);
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().reason == Reason::bad_request);
+    CHECK(fx.mock.route("strict").requests() == 0);
+}
+
+TEST_CASE("degradation: the strict subset analysis names every problem with its pointer") {
+    using failover::detail::strict::analyze_strict;
+    auto ready = analyze_strict(Json::parse(R"({"type":"object","$schema":"http://json-schema.org/draft-07/schema#",
+        "properties":{"a":{"type":"array","items":{"type":"object","properties":{"b":{"type":["string","null"]}},"required":["b"]}}},
+        "required":["a"]})"));
+    REQUIRE(ready.ready);
+    CHECK_FALSE(ready.document.contains("$schema"));
+    CHECK(ready.document["additionalProperties"] == false);
+    CHECK(ready.document["properties"]["a"]["items"]["additionalProperties"] == false);
+
+    auto not_ready = analyze_strict(Json::parse(R"({"type":"object","properties":{"a":{"type":"string","minLength":2},
+        "b":{"allOf":[{"type":"string"}]}},"required":["a","b","c"],"additionalProperties":true})"));
+    REQUIRE_FALSE(not_ready.ready);
+    const std::string all = [&] {
+        std::string s;
+        for (const auto& r : not_ready.reasons) s += r + "\n";
+        return s;
+    }();
+    CHECK(all.find("/properties/a/minLength") != std::string::npos);
+    CHECK(all.find("/properties/b/allOf") != std::string::npos);
+    CHECK(all.find("/additionalProperties") != std::string::npos);
+    CHECK(all.find("\"c\" has no property") != std::string::npos);
+    CHECK_FALSE(analyze_strict(Json::parse(R"({"anyOf":[{"type":"object"}]})")).ready);
+    CHECK_FALSE(analyze_strict(Json::parse("true")).ready);
+}
+
+TEST_CASE("degradation: local presets need no key; Azure takes a key or an Entra token; OpenRouter needs one") {
+    auto http = std::make_shared<CurlTransport>();
+    CHECK_NOTHROW(Route{"ollama", OpenAICompatible::ollama("llama3.1"), http});
+    CHECK_NOTHROW(Route{"vllm", OpenAICompatible::vllm("m", "http://127.0.0.1:8000/v1"), http});
+    CHECK_NOTHROW(Route{"azure", OpenAICompatible::azure({.resource = "acme", .deployment = "gpt-4o",
+                                                          .extra_headers = {{"Authorization", "Bearer entra-token"}}}),
+                        http});
+    CHECK_THROWS_AS((Route{"azure", OpenAICompatible::azure({.resource = "acme", .deployment = "gpt-4o"}), http}),
+                    std::invalid_argument);
+    CHECK_THROWS_AS((Route{"router", OpenAICompatible::openrouter("m", Secret{}), http}), std::invalid_argument);
+    CHECK_THROWS_AS((Route{"g", Gemini{{.model = "gemini-2.5-flash"}}, http}), std::invalid_argument);
+    CHECK_THROWS_AS((Route{"a", Anthropic{{.model = "claude-sonnet-4-5"}}, http}), std::invalid_argument);
+}
