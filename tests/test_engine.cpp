@@ -107,6 +107,7 @@ std::map<std::string, std::vector<Failure>> signals() {
         {"cache route without an answer", {Failure::of(Reason::cache_miss)}},
         {"less than `min_attempt_time` left for an HTTP route", {Failure::of(Reason::insufficient_time)}},
         {"no time left", {Failure::of(Reason::deadline_exceeded)}},
+        {"cancelled by the caller (a `std::stop_token`)", {Failure::of(Reason::cancelled, "cancelled by the caller")}},
     };
 }
 
@@ -182,6 +183,8 @@ TEST_CASE("engine: every row of README's taxonomy table holds for the classifier
             } else if (row.does == "stop the chain") {
                 CHECK(f.reason == Reason::deadline_exceeded);
                 CHECK(default_kind(f.reason) == FailureKind::terminal);
+            } else if (row.does == "stop the chain at once") {
+                CHECK(d1.next == Next::stop);
             } else {
                 FAIL("no check for what the router does: " << row.does);
             }

@@ -77,6 +77,16 @@ Failure classify_response(const HttpResponse& res, std::chrono::system_clock::ti
     });
 }
 
+/// An HTTP adapter that can stream: encode_stream(request) asks the provider for a
+/// stream, and stream_decoder(request) makes the per-attempt decoder whose
+/// feed(bytes, deltas&) -> std::optional<Failure> turns bytes into StreamDeltas as they
+/// arrive and whose end() -> Result<ChatResponse> assembles the whole answer.
+template <class A>
+concept StreamingAdapter = HttpAdapter<A> && requires(const A& a, const ChatRequest& req) {
+    { a.encode_stream(req) } -> std::same_as<Result<HttpRequest>>;
+    a.stream_decoder(req);
+};
+
 /// Any adapter a Route accepts.
 template <class A>
 concept Adapter = HttpAdapter<A> || LocalAdapter<A>;

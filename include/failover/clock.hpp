@@ -6,7 +6,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
+#include <stop_token>
 #include <thread>
 
 #include "failover/version.hpp"
@@ -30,6 +33,11 @@ class Sleeper {
 public:
     virtual ~Sleeper() = default;
     virtual void sleep_for(std::chrono::nanoseconds d) = 0;
+    /// Waits `d` or until `stop` is requested, whichever comes first. The default waits
+    /// the whole time; a sleeper that can be woken overrides it.
+    virtual void sleep_for(std::chrono::nanoseconds d, const std::stop_token& stop) {
+        if (!stop.stop_requested()) sleep_for(d);
+    }
 };
 
 /// The real clocks.
@@ -39,11 +47,19 @@ public:
     std::chrono::system_clock::time_point wall_now() const override { return std::chrono::system_clock::now(); }
 };
 
-/// Real sleep.
+/// Real sleep; a stop request ends a wait at once.
 class ThreadSleeper final : public Sleeper {
 public:
     void sleep_for(std::chrono::nanoseconds d) override {
         if (d.count() > 0) std::this_thread::sleep_for(d);
+    }
+    void sleep_for(std::chrono::nanoseconds d, const std::stop_token& stop) override {
+        if (d.count() <= 0 || stop.stop_requested()) return;
+        if (!stop.stop_possible()) return sleep_for(d);
+        std::mutex m;
+        std::condition_variable_any cv;
+        std::unique_lock lock(m);
+        cv.wait_for(lock, stop, d, [] { return false; });
     }
 };
 
@@ -59,6 +75,7 @@ public:
     std::chrono::system_clock::time_point wall_now() const override {
         return wall_epoch_ + std::chrono::duration_cast<std::chrono::system_clock::duration>(duration{ticks_.load()});
     }
+    using Sleeper::sleep_for;
     void sleep_for(std::chrono::nanoseconds d) override {
         if (d.count() <= 0) return;
         slept_.fetch_add(std::chrono::duration_cast<duration>(d).count());

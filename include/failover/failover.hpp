@@ -21,6 +21,7 @@
 #include "failover/metrics.hpp"
 #include "failover/route.hpp"
 #include "failover/router_options.hpp"
+#include "failover/stream.hpp"
 #include "failover/router.hpp"
 #include "failover/transport/curl.hpp"
 #include "failover/adapters/openai.hpp"

@@ -56,6 +56,7 @@ enum class Reason {
     insufficient_time,   ///< skip: less than the route's min_attempt_time is left of the deadline
     deadline_exceeded,   ///< no time left in the chain
     retry_budget,        ///< the route's retry budget is empty (recorded on fail over)
+    cancelled,           ///< the caller cancelled the request (never the provider's fault)
     internal,            ///< an adapter or transport threw; a bug, reported not hidden
 };
 
@@ -99,6 +100,7 @@ constexpr std::string_view to_string(Reason r) noexcept {
         case Reason::insufficient_time: return "insufficient_time";
         case Reason::deadline_exceeded: return "deadline_exceeded";
         case Reason::retry_budget: return "retry_budget";
+        case Reason::cancelled: return "cancelled";
         case Reason::internal: return "internal";
     }
     return "unknown";
@@ -165,6 +167,8 @@ struct Failure {
     std::string message{};              ///< human description; never contains secrets
     std::string provider_code{};        ///< provider's own code, e.g. "insufficient_quota"
     std::string category{};             ///< policy category when the provider names one
+    bool mid_stream = false;            ///< a stream failed after its first delta reached the caller
+    std::string partial_text{};         ///< mid_stream: the text the caller had received
     std::vector<Attempt> attempts{};    ///< every attempt of the request, in order
 
     /// A failure of the given reason with its default kind.

@@ -125,14 +125,31 @@ struct NoticeEvent {
     std::string_view message{};  ///< what and why, for a log line (never a secret)
 };
 
+/// A streamed attempt decoded its first text or tool-call delta (time to first token).
+struct FirstTokenEvent {
+    std::string_view route{};
+    std::string_view tenant{};
+    std::chrono::nanoseconds latency{};  ///< from the attempt's start to its first delta
+};
+
+/// How a streamed request, or one streamed attempt, ended for the caller.
+struct StreamOutcomeEvent {
+    std::string_view route{};
+    std::string_view tenant{};
+    std::string_view outcome{};         ///< "complete", "failed_mid_stream" or "restarted"
+    Reason reason = Reason::internal;   ///< why, when not complete
+};
+
 /// Everything the router reports.
 using Event = std::variant<AttemptEvent, RetryEvent, FallbackEvent, SkipEvent, BreakerEvent, CooldownEvent,
-                           SuccessEvent, ExhaustedEvent, PolicyEvent, DriftEvent, NoticeEvent>;
+                           SuccessEvent, ExhaustedEvent, PolicyEvent, DriftEvent, NoticeEvent, FirstTokenEvent,
+                           StreamOutcomeEvent>;
 
 /// Stable name of an event's type ("attempt", "retry", "fallback", ...).
 inline std::string_view event_name(const Event& e) noexcept {
-    static constexpr std::string_view names[] = {"attempt", "retry",     "fallback", "skip",   "breaker", "cooldown",
-                                                 "success", "exhausted", "policy",   "drift", "notice"};
+    static constexpr std::string_view names[] = {"attempt", "retry",  "fallback",    "skip",          "breaker",
+                                                 "cooldown", "success", "exhausted", "policy",        "drift",
+                                                 "notice",  "first_token", "stream_outcome"};
     return names[e.index()];
 }
 
@@ -282,6 +299,15 @@ inline nlohmann::json to_json(const Event& ev) {
                 j["route"] = s(e.route);
                 j["topic"] = s(e.topic);
                 j["message"] = s(e.message);
+            } else if constexpr (std::is_same_v<E, FirstTokenEvent>) {
+                j["route"] = s(e.route);
+                j["tenant"] = s(e.tenant);
+                j["time_to_first_token_s"] = seconds(e.latency);
+            } else if constexpr (std::is_same_v<E, StreamOutcomeEvent>) {
+                j["route"] = s(e.route);
+                j["tenant"] = s(e.tenant);
+                j["outcome"] = s(e.outcome);
+                if (e.outcome != "complete") j["reason"] = to_string(e.reason);
             }
         },
         ev);

@@ -16,8 +16,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <functional>
 #include <mutex>
 #include <stdexcept>
+#include <stop_token>
 #include <string>
 #include <tuple>
 #include <type_traits>
@@ -27,12 +29,14 @@
 #include "failover/adapter.hpp"
 #include "failover/detail/engine/blocking.hpp"
 #include "failover/detail/engine/gates.hpp"
+#include "failover/detail/engine/streaming.hpp"
 #include "failover/failure.hpp"
 #include "failover/metrics.hpp"
 #include "failover/request.hpp"
 #include "failover/response.hpp"
 #include "failover/route.hpp"
 #include "failover/router_options.hpp"
+#include "failover/stream.hpp"
 #include "failover/version.hpp"
 
 FAILOVER_BEGIN_NAMESPACE
@@ -61,6 +65,7 @@ private:
     struct Concept {
         virtual ~Concept() = default;
         virtual detail::engine::Step run(detail::engine::RequestState& rs) = 0;
+        virtual detail::engine::Step run_stream(detail::engine::RequestState& rs, detail::engine::StreamDelivery& out) = 0;
         virtual const std::string& name() const noexcept = 0;
         virtual CircuitBreaker& breaker() const noexcept = 0;
         virtual RetryBudget& retry_budget() const noexcept = 0;
@@ -71,6 +76,9 @@ private:
     struct Model final : Concept {
         explicit Model(R r) : route(std::move(r)) {}
         detail::engine::Step run(detail::engine::RequestState& rs) override { return detail::engine::run_route(route, rs); }
+        detail::engine::Step run_stream(detail::engine::RequestState& rs, detail::engine::StreamDelivery& out) override {
+            return detail::engine::run_route_stream(route, rs, out);
+        }
         const std::string& name() const noexcept override { return route.name(); }
         CircuitBreaker& breaker() const noexcept override { return route.breaker(); }
         RetryBudget& retry_budget() const noexcept override { return route.retry_budget(); }
@@ -84,6 +92,9 @@ private:
 namespace detail {
 struct AnyRouteAccess {
     static engine::Step run(AnyRoute& r, engine::RequestState& rs) { return r.p_->run(rs); }
+    static engine::Step run_stream(AnyRoute& r, engine::RequestState& rs, engine::StreamDelivery& out) {
+        return r.p_->run_stream(rs, out);
+    }
 };
 
 /// weight_suffix[i]: the deadline weights of the HTTP routes from position i on, from
@@ -129,13 +140,13 @@ public:
     const RouterOptions& options() const noexcept { return opts_; }
 
 protected:
-    // Runs `pass` (one visit of every route, in order) under the blocking driver.
+    // Runs `pass` (one visit of every route, in order) until an answer, a stop or exhaustion.
     template <class Pass>
-    Result<ChatResponse> run(const ChatRequest& req, Pass&& pass) {
+    Result<ChatResponse> run(const ChatRequest& req, const engine::Mode& mode, Pass&& pass) {
         std::shared_ptr<MetricsSink> sink = sink_.load(std::memory_order_acquire);
         const std::uint64_t n = requests_.fetch_add(1, std::memory_order_relaxed) + 1;
         return engine::guarded(req, opts_, sink.get(), sink_errors_, seed_ ^ (0x9E3779B97F4A7C15ull * n), weights_,
-                               tools_, [&](engine::RequestState& rs) { return engine::run_chain(rs, pass); });
+                               tools_, mode, [&](engine::RequestState& rs) { return engine::run_chain(rs, pass); });
     }
     // Names must be unique; the weights decide each route's share of the deadline.
     void set_routes(const std::vector<const std::string*>& names, const std::vector<std::pair<bool, double>>& weights) {
@@ -191,10 +202,31 @@ public:
     }
 
     /// Sends the request down the chain. Never throws; every outcome is a value. Thread-safe.
-    Result<ChatResponse> route_with_fallback(const ChatRequest& req) {
-        return run(req, [this](detail::engine::RequestState& rs) {
+    /// A stop request on `stop` (from any thread) ends it at once with reason cancelled.
+    Result<ChatResponse> route_with_fallback(const ChatRequest& req, std::stop_token stop = {}) {
+        return run(req, detail::engine::Mode{std::move(stop), false, false}, [this](detail::engine::RequestState& rs) {
             return std::apply([&](auto&... r) { return visit_all(rs, r...); }, routes_);
         });
+    }
+
+    /// Streams the answer: `on_event` receives, on this thread, which route is streaming
+    /// and each delta as it arrives; the whole answer (or the Failure) is returned at the
+    /// end, as from route_with_fallback. Before the first delta reaches the caller every
+    /// failure is handled as for a whole answer; after it, a failure ends the request as
+    /// a mid-stream Failure carrying the partial text (or, with options.restart, restarts
+    /// on the next route after a restart event). Never throws. Thread-safe.
+    /// @code
+    /// auto r = router.stream(req, [](const StreamEvent& e) {
+    ///     if (e.kind == StreamEvent::Kind::delta && e.delta->kind == StreamDelta::Kind::text) std::cout << e.delta->text;
+    /// });
+    /// @endcode
+    Result<ChatResponse> stream(const ChatRequest& req, std::function<void(const StreamEvent&)> on_event,
+                                StreamOptions options = {}, std::stop_token stop = {}) {
+        detail::engine::StreamDelivery out(std::move(on_event), options.hold);
+        return run(req, detail::engine::Mode{std::move(stop), true, options.restart},
+                   [this, &out](detail::engine::RequestState& rs) {
+                       return std::apply([&](auto&... r) { return stream_all(rs, out, r...); }, routes_);
+                   });
     }
 
     /// Route `I` of the chain, e.g. to read its breaker.
@@ -214,6 +246,14 @@ public:
         using detail::engine::Step;
         Step step = Step::next;
         ((step == Step::next ? (void)(step = detail::engine::run_route(r, rs), ++rs.position) : (void)0), ...);
+        return step;
+    }
+    /// The same fold, streaming.
+    template <class... Rs>
+    static detail::engine::Step stream_all(detail::engine::RequestState& rs, detail::engine::StreamDelivery& out, Rs&... r) {
+        using detail::engine::Step;
+        Step step = Step::next;
+        ((step == Step::next ? (void)(step = detail::engine::run_route_stream(r, rs, out), ++rs.position) : (void)0), ...);
         return step;
     }
 
@@ -248,8 +288,9 @@ public:
     }
 
     /// Sends the request down the chain. Never throws; every outcome is a value. Thread-safe.
-    Result<ChatResponse> route_with_fallback(const ChatRequest& req) {
-        return run(req, [this](detail::engine::RequestState& rs) {
+    /// A stop request on `stop` ends it at once with reason cancelled.
+    Result<ChatResponse> route_with_fallback(const ChatRequest& req, std::stop_token stop = {}) {
+        return run(req, detail::engine::Mode{std::move(stop), false, false}, [this](detail::engine::RequestState& rs) {
             using detail::engine::Step;
             Step step = Step::next;
             for (auto& r : routes_) {
@@ -259,6 +300,23 @@ public:
             }
             return step;
         });
+    }
+
+    /// Streams the answer; the same contract as Router::stream.
+    Result<ChatResponse> stream(const ChatRequest& req, std::function<void(const StreamEvent&)> on_event,
+                                StreamOptions options = {}, std::stop_token stop = {}) {
+        detail::engine::StreamDelivery out(std::move(on_event), options.hold);
+        return run(req, detail::engine::Mode{std::move(stop), true, options.restart},
+                   [this, &out](detail::engine::RequestState& rs) {
+                       using detail::engine::Step;
+                       Step step = Step::next;
+                       for (auto& r : routes_) {
+                           step = detail::AnyRouteAccess::run_stream(r, rs, out);
+                           ++rs.position;
+                           if (step != Step::next) break;
+                       }
+                       return step;
+                   });
     }
 
     AnyRoute& route(std::size_t i) { return routes_.at(i); }
@@ -280,7 +338,7 @@ Result<ChatResponse> route_with_fallback(const ChatRequest& req, Routes&... rout
     const std::vector<double> weights = detail::weight_suffix({{Routes::is_http, routes.options().deadline_weight}...});
     return detail::engine::guarded(
         req, opts, nullptr, sink_errors, counter.fetch_add(0x9E3779B97F4A7C15ull, std::memory_order_relaxed), weights,
-        tools, [&](detail::engine::RequestState& rs) {
+        tools, detail::engine::Mode{}, [&](detail::engine::RequestState& rs) {
             return detail::engine::run_chain(
                 rs, [&](detail::engine::RequestState& r) { return Router<Routes...>::visit_all(r, routes...); });
         });

@@ -9,6 +9,8 @@
 #include <cctype>
 #include <chrono>
 #include <concepts>
+#include <functional>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -56,10 +58,26 @@ struct HttpResponse {
     const std::string* header(std::string_view name) const noexcept { return detail::find_header(headers, name); }
 };
 
-/// Time limits of one attempt, already clipped to what is left of the chain.
+/// Time limits of one attempt, already clipped to what is left of the chain, and the
+/// caller's cancellation.
 struct Deadline {
-    std::chrono::milliseconds timeout{30000};         ///< whole attempt, connect included
+    std::chrono::milliseconds timeout{30000};         ///< whole attempt, connect included (a stream: until its first progress)
     std::chrono::milliseconds connect_timeout{5000};  ///< TCP + TLS handshake
+    std::stop_token stop{};                           ///< a stop request ends the transfer at once (reason cancelled)
+};
+
+/// What a streaming transport's data callback says about the bytes it was given.
+enum class StreamStep {
+    more,      ///< keep going
+    progress,  ///< keep going; the bytes completed a piece of the answer (resets the stall clock)
+    stop,      ///< end the transfer now (the receiver has what it needs, or gave up)
+};
+
+/// How a streamed 2xx body is handed over, and how long it may go quiet. A non-2xx
+/// response is read whole, as by send(), for the classifier.
+struct StreamSpec {
+    std::function<StreamStep(std::string_view)> on_data{};  ///< body bytes of a 2xx response as they arrive
+    std::chrono::milliseconds idle{0};  ///< after the first progress, the longest gap between two (0: none)
 };
 
 /// What a transport must provide: send one request within the deadline and
@@ -69,6 +87,16 @@ struct Deadline {
 template <class T>
 concept Transport = requires(T& t, const HttpRequest& req, Deadline d) {
     { t.send(req, d) } -> std::same_as<Result<HttpResponse>>;
+};
+
+/// A transport that can also hand over a body as it arrives: stream() returns the
+/// status and headers (the body of a 2xx went to spec.on_data), or a Failure: a
+/// timeout when no progress came within d.timeout (the first) or spec.idle (the next),
+/// cancelled when d.stop was requested, connection / malformed_response when the
+/// stream was cut.
+template <class T>
+concept StreamingTransport = Transport<T> && requires(T& t, const HttpRequest& req, Deadline d, const StreamSpec& s) {
+    { t.stream(req, d, s) } -> std::same_as<Result<HttpResponse>>;
 };
 
 FAILOVER_END_NAMESPACE

@@ -5,6 +5,9 @@
 #pragma once
 
 #include <deque>
+#include <optional>
+#include <sstream>
+#include <string_view>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -31,9 +34,54 @@ inline HttpResponse ok_body(const std::string& text) { return http(200, nlohmann
 
 /// Plays scripted outcomes in order, then `fallback` forever. Optionally moves a
 /// ManualClock forward by `latency` on each call, as a real call would take time.
+/// stream() plays the same script: a step may call the StreamSpec's on_data itself
+/// (see streamed()); a plain response's body is then handed over in one piece.
 class ScriptedTransport {
 public:
     using Step = std::function<Result<HttpResponse>(const HttpRequest&, Deadline)>;
+    using StreamStepFn = std::function<Result<HttpResponse>(const HttpRequest&, Deadline, const StreamSpec&)>;
+
+    /// A streamed step: hands `chunks` to on_data in order, then ends with `end` (a
+    /// Failure for a stream cut or stalled half-way; a 200 for a clean end).
+    static StreamStepFn streamed(std::vector<std::string> chunks, Result<HttpResponse> end = HttpResponse{200, {}, {}}) {
+        return [chunks = std::move(chunks), end = std::move(end)](const HttpRequest&, Deadline d, const StreamSpec& spec)
+                   -> Result<HttpResponse> {
+            for (const auto& c : chunks) {
+                if (d.stop.stop_requested()) return Failure::of(Reason::cancelled, "cancelled by the caller");
+                if (spec.on_data(c) == StreamStep::stop) return HttpResponse{200, {}, {}};
+            }
+            return end;
+        };
+    }
+    ScriptedTransport& then_stream(StreamStepFn s) {
+        std::lock_guard l(mu_);
+        streams_.push_back(std::move(s));
+        return *this;
+    }
+
+    Result<HttpResponse> stream(const HttpRequest& req, Deadline d, const StreamSpec& spec) {
+        StreamStepFn step;
+        {
+            std::lock_guard l(mu_);
+            if (!streams_.empty()) {
+                step = std::move(streams_.front());
+                streams_.pop_front();
+            }
+        }
+        if (step) {
+            std::lock_guard l(mu_);
+            ++calls_;
+            requests_.push_back(req);
+            deadlines_.push_back(d);
+        }
+        if (step) return step(req, d, spec);
+        Result<HttpResponse> r = send(req, d);
+        if (r && r->status >= 200 && r->status < 300) {
+            spec.on_data(r->body);
+            r->body.clear();
+        }
+        return r;
+    }
 
     explicit ScriptedTransport(ManualClock* clock = nullptr, std::chrono::milliseconds latency = {})
         : clock_(clock), latency_(latency) {}
@@ -92,6 +140,7 @@ public:
 
 private:
     mutable std::mutex mu_;
+    std::deque<StreamStepFn> streams_;
     std::deque<Step> script_;
     Step fallback_ = [](const HttpRequest&, Deadline) { return Result<HttpResponse>(ok_body("ok")); };
     ManualClock* clock_;
@@ -132,6 +181,82 @@ struct FakeAdapter {
     }
     std::string_view provider() const { return "fake"; }
     std::string_view model() const { return "fake-1"; }
+};
+
+/// The fake wire format, streamed: one line per event: "t <text>" a text piece,
+/// "c <index> <name> <arguments piece>" a tool-call piece, "u <in> <out>" usage, "f"
+/// the finish (required: a stream without it ended early), "e <reason>" an error event.
+struct FakeStreamDecoder {
+    std::string buffer{}, text{};
+    std::vector<ToolCall> calls{};
+    std::vector<std::string> args{};
+    Usage usage{};
+    bool finished = false;
+
+    std::optional<Failure> feed(std::string_view bytes, std::vector<StreamDelta>& out) {
+        buffer.append(bytes);
+        for (auto nl = buffer.find('\n'); nl != std::string::npos; nl = buffer.find('\n')) {
+            const std::string line = buffer.substr(0, nl);
+            buffer.erase(0, nl + 1);
+            if (line.rfind("t ", 0) == 0) {
+                text += line.substr(2);
+                out.push_back(StreamDelta{StreamDelta::Kind::text, line.substr(2), 0, {}, {}, {}, FinishReason::stop});
+            } else if (line.rfind("c ", 0) == 0) {
+                std::istringstream in(line.substr(2));
+                std::size_t index = 0;
+                std::string name, piece;
+                in >> index >> name;
+                std::getline(in >> std::ws, piece);
+                StreamDelta d{StreamDelta::Kind::tool_call, piece, index, {}, {}, {}, FinishReason::stop};
+                if (index >= calls.size()) {
+                    calls.resize(index + 1);
+                    args.resize(index + 1);
+                    calls[index].name = name;
+                    calls[index].id = "call_" + std::to_string(index);
+                    d.id = calls[index].id;
+                    d.name = name;
+                }
+                args[index] += piece;
+                out.push_back(d);
+            } else if (line.rfind("u ", 0) == 0) {
+                std::istringstream in(line.substr(2));
+                in >> usage.input_tokens >> usage.output_tokens;
+                StreamDelta d;
+                d.kind = StreamDelta::Kind::usage;
+                d.usage = usage;
+                out.push_back(d);
+            } else if (line == "f") {
+                finished = true;
+                StreamDelta d;
+                d.kind = StreamDelta::Kind::finish;
+                d.finish = calls.empty() ? FinishReason::stop : FinishReason::tool_calls;
+                out.push_back(d);
+            } else if (line.rfind("e ", 0) == 0) {
+                return Failure::of(line.substr(2) == "overloaded" ? Reason::overloaded : Reason::server_error,
+                                   "error event: " + line.substr(2));
+            }
+        }
+        return std::nullopt;
+    }
+    Result<ChatResponse> end() {
+        if (!finished) return Failure::of(Reason::malformed_response, "stream ended before its end");
+        ChatResponse r;
+        r.text = text;
+        for (std::size_t i = 0; i < calls.size(); ++i) {
+            calls[i].arguments = nlohmann::json::parse(args[i], nullptr, false);
+            if (calls[i].arguments.is_discarded()) calls[i].arguments = args[i];
+        }
+        r.tool_calls = calls;
+        r.usage = usage;
+        r.finish_reason = calls.empty() ? FinishReason::stop : FinishReason::tool_calls;
+        return r;
+    }
+};
+
+/// FakeAdapter that can also stream (the format of FakeStreamDecoder).
+struct FakeStreamingAdapter : FakeAdapter {
+    Result<HttpRequest> encode_stream(const ChatRequest& req) const { return encode(req); }
+    FakeStreamDecoder stream_decoder(const ChatRequest&) const { return {}; }
 };
 
 /// A local adapter that answers with a fixed text.
@@ -197,6 +322,12 @@ protected:
                     r.tenant = e.tenant; r.reason = e.reason; r.number = e.attempts;
                 } else if constexpr (std::is_same_v<E, PolicyEvent>) {
                     r.route = e.route; r.tenant = e.tenant; r.reason = e.reason; r.category = e.category;
+                } else if constexpr (std::is_same_v<E, NoticeEvent>) {
+                    r.route = e.route; r.category = e.topic;
+                } else if constexpr (std::is_same_v<E, FirstTokenEvent>) {
+                    r.route = e.route; r.tenant = e.tenant; r.delay = e.latency;
+                } else if constexpr (std::is_same_v<E, StreamOutcomeEvent>) {
+                    r.route = e.route; r.tenant = e.tenant; r.reason = e.reason; r.category = e.outcome;
                 }
             },
             ev);

@@ -186,6 +186,8 @@ public:
             {"tenant"});
         add(drift_alerts_, "failover_drift_alerts_total", T::counter,
             "Fallback drift alerts raised by a DriftMonitor; tenant \"\" is the overall share.", {"tenant"});
+        add(first_token_, "failover_first_token_seconds", T::histogram,
+            "Time from a streamed attempt's start to its first text or tool-call delta, by route.", {"route"});
         add(fallbacks_, "failover_fallbacks_total", T::counter,
             "Requests moving from one route to the next, by why the first did not answer.",
             {"from", "to", "reason", "tenant"});
@@ -203,6 +205,10 @@ public:
             {"route", "reason"});
         add(skips_, "failover_skips_total", T::counter, "Routes passed over without a call, by reason.",
             {"route", "reason"});
+        add(streams_, "failover_streams_total", T::counter,
+            "Streamed requests and attempts by how they ended for the caller: complete, failed_mid_stream "
+            "(after the first delta) or restarted (on the next route, opted in); reason is none when complete.",
+            {"route", "outcome", "reason"});
         add(tokens_, "failover_tokens_total", T::counter, "Tokens of answered attempts, by route and direction.",
             {"route", "direction"});
         for (const auto& r : opts_.routes) set(breaker_state_, {route(r)}, 0.0);
@@ -302,13 +308,17 @@ private:
         if (e.alert) inc(drift_alerts_, {t});
     }
     void on(const NoticeEvent& e) { inc(notices_, {route(e.route), e.topic}); }
+    void on(const FirstTokenEvent& e) { observe(first_token_, {route(e.route)}, detail::prom::seconds(e.latency)); }
+    void on(const StreamOutcomeEvent& e) {
+        inc(streams_, {route(e.route), e.outcome, e.outcome == "complete" ? std::string_view("none") : to_string(e.reason)});
+    }
 
     // In name order, which is the exposition's order.
     std::vector<const Family*> families() const {
         return {&attempt_duration_, &attempts_, &breaker_state_, &breaker_transitions_, &cooldowns_,
-                &cost_,             &drift_active_, &drift_alerts_, &fallbacks_,        &overflow_,
-                &notices_,          &request_duration_, &requests_, &retries_,          &skips_,
-                &tokens_};
+                &cost_,             &drift_active_, &drift_alerts_, &fallbacks_,        &first_token_,
+                &overflow_,         &notices_,      &request_duration_, &requests_,     &retries_,
+                &skips_,            &streams_,      &tokens_};
     }
 
     void render(std::string& out, const Family& f) const {
@@ -370,8 +380,8 @@ private:
     detail::labels::LabelGuard routes_;
     std::string key_{};  // scratch for series lookups, under mu_
     Family attempt_duration_{}, attempts_{}, breaker_state_{}, breaker_transitions_{}, cooldowns_{}, cost_{},
-        drift_active_{}, drift_alerts_{}, fallbacks_{}, overflow_{}, notices_{}, request_duration_{}, requests_{},
-        retries_{}, skips_{}, tokens_{};
+        drift_active_{}, drift_alerts_{}, fallbacks_{}, first_token_{}, overflow_{}, notices_{}, request_duration_{},
+        requests_{}, retries_{}, skips_{}, streams_{}, tokens_{};
 };
 
 FAILOVER_END_NAMESPACE

@@ -241,6 +241,14 @@ private:
         if (e.alert) line("drift.alerts", 1, "c", {{"tenant", t}});
     }
     void on(const NoticeEvent& e) { line("notices", 1, "c", {{"route", route(e.route)}, {"topic", e.topic}}); }
+    void on(const FirstTokenEvent& e) {
+        line("first_token", std::chrono::duration<double, std::milli>(e.latency).count(), "ms", {{"route", route(e.route)}});
+    }
+    void on(const StreamOutcomeEvent& e) {
+        line("streams", 1, "c",
+             {{"route", route(e.route)}, {"outcome", e.outcome},
+              {"reason", e.outcome == "complete" ? std::string_view("none") : to_string(e.reason)}});
+    }
 
     StatsdOptions opts_;
     std::mutex mu_{};

@@ -36,6 +36,7 @@
 #include <mutex>
 #include <new>
 #include <stdexcept>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -106,7 +107,20 @@ struct CurlSlistDeleter {
 struct CurlShareDeleter {
     void operator()(CURLSH* s) const noexcept { curl_share_cleanup(s); }
 };
+struct CurlMultiDeleter {
+    void operator()(CURLM* m) const noexcept { curl_multi_cleanup(m); }
+};
 using CurlEasyPtr = std::unique_ptr<CURL, CurlEasyDeleter>;
+using CurlMultiPtr = std::unique_ptr<CURLM, CurlMultiDeleter>;
+
+/// One reusable transfer slot: an easy handle driven through its own multi handle. The
+/// multi handle keeps the slot's idle connections between calls (its connection cache),
+/// and lets another thread wake the transfer (curl_multi_wakeup) to cancel it at once.
+struct CurlSlot {
+    CurlMultiPtr multi;  // declared first: destroyed after the easy handle below
+    CurlEasyPtr easy;
+    explicit operator bool() const noexcept { return multi && easy; }
+};
 using CurlSlistPtr = std::unique_ptr<curl_slist, CurlSlistDeleter>;
 
 /// A CURLSH sharing DNS and TLS sessions, with one mutex per kind of shared data.
@@ -153,31 +167,31 @@ public:
     CurlState(const CurlState&) = delete;
     CurlState& operator=(const CurlState&) = delete;
 
-    /// A handle for one transfer: a pooled one (with its live connections) or a new one.
-    CurlEasyPtr acquire() {
+    /// A slot for one transfer: a pooled one (with its live connections) or a new one.
+    CurlSlot acquire() {
         {
             std::lock_guard lock(mutex_);
             if (!free_.empty()) {
-                CurlEasyPtr h = std::move(free_.back());
+                CurlSlot slot = std::move(free_.back());
                 free_.pop_back();
-                return h;
+                return slot;
             }
         }
-        CurlEasyPtr h(curl_easy_init());
+        CurlSlot slot{CurlMultiPtr(curl_multi_init()), CurlEasyPtr(curl_easy_init())};
         // The share survives curl_easy_reset, so it is attached once per handle.
-        if (h) curl_easy_setopt(h.get(), CURLOPT_SHARE, share_.get());
-        return h;
+        if (slot.easy) curl_easy_setopt(slot.easy.get(), CURLOPT_SHARE, share_.get());
+        return slot;
     }
 
-    /// Gives a handle back; beyond max_pooled_handles it is closed with its connections.
-    void release(CurlEasyPtr h) noexcept {
+    /// Gives a slot back; beyond max_pooled_handles it is closed with its connections.
+    void release(CurlSlot slot) noexcept {
         std::unique_lock lock(mutex_);
         if (free_.size() < options.max_pooled_handles) {
-            free_.push_back(std::move(h));  // capacity reserved up front: no allocation
+            free_.push_back(std::move(slot));  // capacity reserved up front: no allocation
             return;
         }
         lock.unlock();
-        h.reset();
+        slot = CurlSlot{};
     }
 
     const CurlOptions options;
@@ -185,21 +199,22 @@ public:
 private:
     CurlShare share_;
     std::mutex mutex_;
-    std::vector<CurlEasyPtr> free_;  // destroyed before share_: handles detach first
+    std::vector<CurlSlot> free_;  // destroyed before share_: handles detach first
 };
 
-/// Returns the borrowed handle to the pool at scope exit.
+/// Returns the borrowed slot to the pool at scope exit.
 class CurlLease {
 public:
-    CurlLease(CurlState& s, CurlEasyPtr h) noexcept : state_(s), handle_(std::move(h)) {}
-    ~CurlLease() { state_.release(std::move(handle_)); }
+    CurlLease(CurlState& s, CurlSlot slot) noexcept : state_(s), slot_(std::move(slot)) {}
+    ~CurlLease() { state_.release(std::move(slot_)); }
     CurlLease(const CurlLease&) = delete;
     CurlLease& operator=(const CurlLease&) = delete;
-    CURL* get() const noexcept { return handle_.get(); }
+    CURL* easy() const noexcept { return slot_.easy.get(); }
+    CURLM* multi() const noexcept { return slot_.multi.get(); }
 
 private:
     CurlState& state_;
-    CurlEasyPtr handle_;
+    CurlSlot slot_;
 };
 
 /// What the callbacks of one transfer write into.
@@ -213,6 +228,12 @@ struct CurlCall {
     bool too_large = false;       // the size limit stopped the transfer
     bool callback_error = false;  // a callback failed (out of memory)
     std::uint64_t declared_length = 0;
+    int status = 0;                      // from the last status line seen
+    const StreamSpec* stream = nullptr;  // set: a 2xx body goes to stream->on_data
+    bool streamed = false;               // some 2xx body went to on_data
+    bool progressed = false;             // on_data reported progress at least once
+    bool stopped = false;                // on_data asked to stop
+    std::chrono::steady_clock::time_point quiet_until{};  // the stream's stall deadline
     std::array<char, CURL_ERROR_SIZE> errbuf{};
 };
 
@@ -234,6 +255,11 @@ inline std::size_t curl_on_header(char* data, std::size_t size, std::size_t coun
             // A new header block (after a 1xx or a followed redirect): keep only the last one.
             headers.clear();
             call->declared_length = 0;
+            const auto sp = line.find(' ');
+            int code = 0;
+            if (sp != std::string_view::npos && line.size() >= sp + 4)
+                std::from_chars(line.data() + sp + 1, line.data() + sp + 4, code);
+            call->status = code;
             return n;
         }
         if (line.empty()) return n;
@@ -252,7 +278,8 @@ inline std::size_t curl_on_header(char* data, std::size_t size, std::size_t coun
         if (colon == std::string_view::npos || colon == 0) return n;  // not a header: ignore
         const std::string_view name = line.substr(0, colon);
         const std::string_view value = trim(line.substr(colon + 1));
-        if (!call->head && iequals(name, "content-length")) {
+        if (!call->head && !(call->stream && call->status >= 200 && call->status < 300) &&
+            iequals(name, "content-length")) {
             std::uint64_t length = 0;
             auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), length);
             if (ec == std::errc{} && end == value.data() + value.size()) {
@@ -275,6 +302,24 @@ inline std::size_t curl_on_header(char* data, std::size_t size, std::size_t coun
 inline std::size_t curl_on_body(char* data, std::size_t size, std::size_t count, void* user) noexcept {
     auto* call = static_cast<CurlCall*>(user);
     const std::size_t n = size * count;
+    if (call->stream && call->status >= 200 && call->status < 300) {
+        // A streamed success: the bytes go to the receiver as they come, never into memory here.
+        call->streamed = true;
+        try {
+            switch (call->stream->on_data(std::string_view(data, n))) {
+                case StreamStep::more: return n;
+                case StreamStep::progress:
+                    call->progressed = true;
+                    if (call->stream->idle.count() > 0) call->quiet_until = std::chrono::steady_clock::now() + call->stream->idle;
+                    else call->quiet_until = std::chrono::steady_clock::time_point::max();
+                    return n;
+                case StreamStep::stop: call->stopped = true; return 0;
+            }
+        } catch (...) {
+            call->callback_error = true;
+        }
+        return 0;
+    }
     std::string& body = call->response->body;
     if (n > call->limit - body.size()) {  // body.size() <= limit always holds
         call->too_large = true;
@@ -311,6 +356,13 @@ inline int curl_seek_body(void* user, curl_off_t offset, int origin) noexcept {
     call->rewind_refused = true;
     return CURL_SEEKFUNC_FAIL;
 }
+
+/// How a transfer driven by CurlTransport::run ended.
+struct Outcome {
+    CURLcode code = CURLE_OK;
+    bool cancelled = false;  // the caller's stop request ended it
+    bool stalled = false;    // a stream went quiet past its limit
+};
 
 /// "host[:port]" of a URL, without scheme, user info, path or query.
 inline std::string_view url_host(std::string_view url) noexcept {
@@ -469,11 +521,25 @@ public:
     /// The options this transport was built with.
     const CurlOptions& options() const noexcept { return state_->options; }
 
-    /// Sends one request and waits for the whole response, at most d.timeout.
-    /// Any HTTP status is a response; a Failure means nothing usable came back.
+    /// Sends one request and waits for the whole response, at most d.timeout, or until
+    /// d.stop is requested (reason cancelled). Any HTTP status is a response; a Failure
+    /// means nothing usable came back.
     Result<HttpResponse> send(const HttpRequest& req, Deadline d) const {
         try {
-            return perform(req, d);
+            return perform(req, d, nullptr);
+        } catch (const std::bad_alloc&) {
+            return Failure::of(Reason::internal,
+                               "out of memory while sending a request to " + std::string(detail::url_host(req.url)));
+        }
+    }
+
+    /// Sends one request and hands a 2xx body to spec.on_data as it arrives (a non-2xx
+    /// response is read whole and returned, for the classifier). The first progress must
+    /// come within d.timeout and each next one within spec.idle, else a timeout; there is
+    /// no limit on the whole transfer while it makes progress. d.stop cancels at once.
+    Result<HttpResponse> stream(const HttpRequest& req, Deadline d, const StreamSpec& spec) const {
+        try {
+            return perform(req, d, &spec);
         } catch (const std::bad_alloc&) {
             return Failure::of(Reason::internal,
                                "out of memory while sending a request to " + std::string(detail::url_host(req.url)));
@@ -481,7 +547,7 @@ public:
     }
 
 private:
-    Result<HttpResponse> perform(const HttpRequest& req, Deadline d) const {
+    Result<HttpResponse> perform(const HttpRequest& req, Deadline d, const StreamSpec* spec) const {
         const CurlOptions& opt = state_->options;
         if (d.timeout.count() <= 0)
             return Failure::of(Reason::timeout,
@@ -509,16 +575,18 @@ private:
         // No "Expect: 100-continue" round trip before a body: it only adds latency here.
         if (!has_expect && !append(headers, "Expect:")) throw std::bad_alloc();
 
-        detail::CurlEasyPtr handle = state_->acquire();
-        if (!handle) return Failure::of(Reason::internal, "curl_easy_init failed");
-        detail::CurlLease lease(*state_, std::move(handle));
-        CURL* h = lease.get();
+        if (d.stop.stop_requested()) return Failure::of(Reason::cancelled, "cancelled before it was sent");
+        detail::CurlSlot slot = state_->acquire();
+        if (!slot) return Failure::of(Reason::internal, "curl_easy_init or curl_multi_init failed");
+        detail::CurlLease lease(*state_, std::move(slot));
+        CURL* h = lease.easy();
         curl_easy_reset(h);  // options back to defaults; connections, caches and the share stay
 
         HttpResponse response;
         detail::CurlCall call;
         call.response = &response;
         call.limit = opt.max_response_bytes;
+        call.stream = spec;
 
         curl_easy_setopt(h, CURLOPT_URL, req.url.c_str());
         curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
@@ -528,7 +596,8 @@ private:
         curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &detail::curl_on_header);
         curl_easy_setopt(h, CURLOPT_HEADERDATA, static_cast<void*>(&call));
         curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers.get());
-        curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, detail::clamp_ms(d.timeout));
+        // A stream has no limit on its whole length: its stalls are timed below instead.
+        curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, spec ? 0L : detail::clamp_ms(d.timeout));
         curl_easy_setopt(
             h, CURLOPT_CONNECTTIMEOUT_MS,
             detail::clamp_ms(d.connect_timeout.count() > 0 ? std::min(d.connect_timeout, d.timeout) : d.timeout));
@@ -574,15 +643,68 @@ private:
             curl_easy_setopt(h, CURLOPT_SEEKDATA, static_cast<void*>(&call));
         }
 
-        const CURLcode rc = curl_easy_perform(h);
+        const detail::Outcome out = run(lease.multi(), h, call, d);
         curl_easy_setopt(h, CURLOPT_HTTPHEADER, static_cast<curl_slist*>(nullptr));
         curl_easy_setopt(h, CURLOPT_ERRORBUFFER, static_cast<char*>(nullptr));
+        const std::string host(detail::url_host(req.url));
+        if (out.cancelled) return Failure::of(Reason::cancelled, host + ": cancelled by the caller");
+        if (out.stalled) {
+            if (!call.progressed)
+                return Failure::of(Reason::timeout, host + ": no " + std::string(spec && call.streamed ? "progress in the stream" : "response") +
+                                                        " within " + std::to_string(d.timeout.count()) + " ms");
+            return Failure::of(Reason::timeout, host + ": the stream stalled for more than " +
+                                                    std::to_string(spec->idle.count()) + " ms");
+        }
+        if (call.stopped) {  // the receiver ended a streamed 2xx on purpose
+            response.status = call.status;
+            return response;
+        }
+        const CURLcode rc = out.code;
         if (rc != CURLE_OK || call.too_large || call.callback_error) return detail::curl_failure(rc, call, req, opt, d);
 
         long status = 0;
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
         response.status = static_cast<int>(status);
         return response;
+    }
+
+    // Drives one transfer on its slot's multi handle: libcurl does the I/O and its own
+    // timeouts; this loop adds what libcurl cannot know: the caller's stop request (which
+    // wakes the wait at once) and, for a stream, the stall clock.
+    static detail::Outcome run(CURLM* m, CURL* h, detail::CurlCall& call, const Deadline& d) {
+        detail::Outcome out;
+        if (curl_multi_add_handle(m, h) != CURLM_OK) {
+            out.code = CURLE_FAILED_INIT;
+            return out;
+        }
+        const auto start = std::chrono::steady_clock::now();
+        call.quiet_until = call.stream ? start + d.timeout : std::chrono::steady_clock::time_point::max();
+        std::stop_callback wake(d.stop, [m] { curl_multi_wakeup(m); });
+        int running = 1;
+        for (;;) {
+            if (curl_multi_perform(m, &running) != CURLM_OK) {
+                out.code = CURLE_FAILED_INIT;
+                break;
+            }
+            int left = 0;
+            while (CURLMsg* msg = curl_multi_info_read(m, &left))
+                if (msg->msg == CURLMSG_DONE && msg->easy_handle == h) out.code = msg->data.result;
+            if (running == 0) break;
+            if (d.stop.stop_requested()) {
+                out.cancelled = true;
+                break;
+            }
+            const auto now = std::chrono::steady_clock::now();
+            if (now >= call.quiet_until) {
+                out.stalled = true;
+                break;
+            }
+            const auto until_stall = std::chrono::ceil<std::chrono::milliseconds>(call.quiet_until - now);
+            const int wait_ms = static_cast<int>(std::clamp<std::chrono::milliseconds::rep>(until_stall.count(), 1, 1000));
+            curl_multi_poll(m, nullptr, 0, wait_ms, nullptr);
+        }
+        curl_multi_remove_handle(m, h);
+        return out;
     }
 
     static bool append(detail::CurlSlistPtr& list, const char* line) noexcept {
@@ -596,6 +718,6 @@ private:
     std::unique_ptr<detail::CurlState> state_;
 };
 
-static_assert(Transport<CurlTransport>, "CurlTransport must satisfy the Transport concept");
+static_assert(StreamingTransport<CurlTransport>, "CurlTransport must satisfy the StreamingTransport concept");
 
 FAILOVER_END_NAMESPACE

@@ -44,7 +44,7 @@ Step run_route(R& route, RequestState& rs) {
             perform(route, visit.request(), planned.deadline, [&rs] { return rs.clock.wall_now(); });
         const Order after = visit.finish(std::move(outcome));
         switch (after.action) {
-            case Action::wait_then: rs.sleeper.sleep_for(after.wait); break;
+            case Action::wait_then: rs.sleeper.sleep_for(after.wait, rs.stop); break;
             case Action::again: break;
             case Action::send:
             case Action::done: return after.step;
@@ -57,6 +57,11 @@ Step run_route(R& route, RequestState& rs) {
 template <class Pass>
 Result<ChatResponse> run_chain(RequestState& rs, Pass&& visit_routes) {
     for (int pass = 0;; ++pass) {
+        if (rs.stop.stop_requested()) {
+            Failure f = Failure::of(Reason::cancelled, "cancelled by the caller");
+            f.attempts = std::move(rs.attempts);
+            return f;
+        }
         rs.new_pass();
         const Step step = visit_routes(rs);
 
@@ -80,7 +85,7 @@ Result<ChatResponse> run_chain(RequestState& rs, Pass&& visit_routes) {
             // Every route was skipped for a reason that passes with time.
             const auto at = *rs.earliest_recovery;
             if (at > now && at < rs.deadline && pass < rs.opts.max_recovery_waits) {
-                rs.sleeper.sleep_for(at - now);
+                rs.sleeper.sleep_for(at - now, rs.stop);
                 rs.last_failure.reset();
                 rs.pending_from = nullptr;
                 continue;
@@ -116,10 +121,17 @@ inline std::uint64_t random_seed() {
 /// The never-throwing entry: checks the request, compiles its tools' schemas, runs
 /// `run(rs)`, and turns anything a user hook throws (clock, sleeper, token counter,
 /// budget store) into an internal Failure with the attempts made so far.
+/// How a request is driven: its cancellation, and whether it streams.
+struct Mode {
+    std::stop_token stop{};
+    bool streaming = false;
+    bool restart = false;  // a stream may restart on the next route after a mid-stream failure
+};
+
 template <class Run>
 Result<ChatResponse> guarded(const ChatRequest& req, const RouterOptions& opts, MetricsSink* sink,
                              std::atomic<std::uint64_t>& sink_errors, std::uint64_t seed,
-                             std::span<const double> weights, ToolSchemas& tools, Run&& run) {
+                             std::span<const double> weights, ToolSchemas& tools, const Mode& mode, Run&& run) {
     if (req.timeout && req.timeout->count() <= 0) {
         return Failure::of(Reason::bad_request,
                            "ChatRequest.timeout must be positive, got " + std::to_string(req.timeout->count()) + " ms");
@@ -127,6 +139,9 @@ Result<ChatResponse> guarded(const ChatRequest& req, const RouterOptions& opts, 
     std::optional<RequestState> rs;
     try {
         rs.emplace(req, opts, sink, sink_errors, seed, weights);
+        rs->stop = mode.stop;
+        rs->streaming = mode.streaming;
+        rs->restart = mode.restart;
         if (!req.tools.empty()) {
             auto compiled = tools.compile(req.tools);
             if (!compiled) return std::move(compiled).error();

@@ -225,6 +225,10 @@ constexpr bool repairable(Reason r) noexcept {
 /// draw for the backoff's jitter.
 inline Decision decide(const Failure& f, const AttemptFacts& a, const RouteOptions& o, double u) {
     Decision d;
+    if (f.reason == Reason::cancelled) {  // the caller has gone: nothing more to try
+        d.next = Next::stop;
+        return d;
+    }
     if (f.kind == FailureKind::policy) {
         d.next = a.policy_fallback ? Next::fail_over : Next::stop;
         return d;

@@ -15,6 +15,7 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <stop_token>
 #include <string>
 #include <vector>
 
@@ -58,6 +59,9 @@ struct RequestState {
     Clock::time_point deadline{};
     // weight_suffix[i]: the deadline weights of the HTTP routes from position i to the end.
     std::span<const double> weight_suffix{};
+    std::stop_token stop{};    // the caller's cancellation
+    bool streaming = false;    // a stream: attempts time their first token, not their whole length
+    bool restart = false;      // a stream: a failure after the first delta fails over (announced) instead of ending
     std::size_t position = 0;  // the route being visited, in this pass
     std::vector<Attempt> attempts{};
     std::vector<std::shared_ptr<const Schema>> tool_schemas{};  // compiled parameters of req.tools, in order

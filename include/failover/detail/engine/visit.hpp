@@ -94,14 +94,17 @@ public:
             }
             return {Action::done, Step::next, {}, {}};  // opened while we were retrying: fail over
         }
-        if (now >= rs_.deadline) {
+        if (rs_.stop.stop_requested() || now >= rs_.deadline) {
             route_.breaker().release(permit_);
-            Failure f = Failure::of(Reason::deadline_exceeded, "no time left in the chain's deadline");
+            Failure f = rs_.stop.stop_requested()
+                            ? Failure::of(Reason::cancelled, "cancelled by the caller")
+                            : Failure::of(Reason::deadline_exceeded, "no time left in the chain's deadline");
             f.route = route_.name();
             rs_.last_failure = std::move(f);
             return {Action::done, Step::stop, {}, {}};
         }
         Deadline d{};
+        d.stop = rs_.stop;
         if constexpr (R::is_http) {
             const auto t = attempt_time(o_, now, end_);
             if (!t) {
@@ -109,7 +112,8 @@ public:
                 if (n_ == 1) skip_route(Reason::insufficient_time, "too little of the deadline is left for this route");
                 return {Action::done, Step::next, {}, {}};
             }
-            d.timeout = *t;
+            // A stream is timed to its first token; after that only its gaps are limited.
+            d.timeout = rs_.streaming ? std::min(*t, o_.first_token_timeout) : *t;
             d.connect_timeout = std::min(o_.connect_timeout, d.timeout);
         }
         granted_ = d.timeout;
@@ -125,8 +129,10 @@ public:
     /// The request to send now: the caller's, or the latest repair turn.
     const ChatRequest& request() const noexcept { return repaired_ ? *repaired_ : rs_.req; }
 
-    /// The attempt's outcome: bookkeeping, then what the driver does next.
-    Order finish(Result<ChatResponse> outcome) {
+    /// The attempt's outcome: bookkeeping, then what the driver does next. `committed`: part of
+    /// this attempt's answer already reached the caller (a stream past its first delta), so a
+    /// failure can no longer be retried or failed over invisibly.
+    Order finish(Result<ChatResponse> outcome, bool committed = false) {
         const auto now = rs_.clock.now();
         const auto latency = std::chrono::duration_cast<std::chrono::nanoseconds>(now - t0_);
         std::string previous;  // the answer a gate turned down, for the repair turn
@@ -200,7 +206,13 @@ public:
         facts.now = now;
         facts.route_end = end_;
         facts.deadline = rs_.deadline;
-        const Decision d = decide(f, facts, o_, rs_.jitter.uniform());
+        Decision d = decide(f, facts, o_, rs_.jitter.uniform());
+        if (committed && d.next != Next::stop) {
+            // The caller has seen part of this answer: end with what it has, or (opted in)
+            // restart on the next route, which the driver announces.
+            d.next = rs_.restart ? Next::fail_over : Next::stop;
+            d.wait = {};
+        }
         if (d.cool_down_until) {
             route_.cool_down_until(*d.cool_down_until);
             if (d.announce_cooldown)

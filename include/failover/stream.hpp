@@ -1,0 +1,63 @@
+// SPDX-License-Identifier: MIT
+// Streaming, as the caller sees it. A stream delivers StreamEvents on the
+// caller's thread as they arrive: which route is streaming, text and tool-call
+// deltas, usage, the finish, and (only when the caller allowed it) a restart
+// telling it to discard what it received because the next route takes over.
+// The final ChatResponse (or Failure) is returned at the end exactly as for a
+// whole answer. The rules: before the first delta reaches the caller a stream
+// is an ordinary attempt (retry, fail over, policy stop); after it, a failure
+// ends the request as a mid-stream Failure carrying the partial text, never a
+// clean end and never a silent restart elsewhere.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include "failover/failure.hpp"
+#include "failover/response.hpp"
+#include "failover/version.hpp"
+
+FAILOVER_BEGIN_NAMESPACE
+
+/// One piece of a streamed answer, the same for every provider.
+struct StreamDelta {
+    enum class Kind { text, tool_call, usage, finish };
+    Kind kind = Kind::text;
+    std::string text{};        ///< text: the new text; tool_call: a fragment of the call's JSON arguments
+    std::size_t index = 0;     ///< tool_call: which call of this answer (0-based, in order of first appearance)
+    std::string id{};          ///< tool_call: the call's id, on its first fragment (minted when the provider gives none)
+    std::string name{};        ///< tool_call: the tool's name, on its first fragment
+    Usage usage{};             ///< usage: the totals reported so far
+    FinishReason finish = FinishReason::stop;  ///< finish
+};
+
+/// What a stream's callback receives.
+struct StreamEvent {
+    enum class Kind {
+        route,    ///< `route` starts delivering (before its first delta)
+        delta,    ///< `delta` holds a text, tool_call, usage or finish piece
+        restart,  ///< discard what you received: `route` failed mid-stream (`reason`) and the next route restarts
+    };
+    Kind kind = Kind::delta;
+    std::string_view route{};
+    const StreamDelta* delta = nullptr;  ///< Kind::delta only; valid during the callback
+    Reason reason = Reason::internal;    ///< Kind::restart only
+};
+
+/// Per-call streaming choices.
+struct StreamOptions {
+    /// What the caller sees before the answer has passed the gates.
+    enum class Hold {
+        gated,  ///< structured-output answers and tool calls are held until they pass the gates (a repair or a
+                ///< failover stays invisible); plain text streams as it arrives
+        none,   ///< everything streams as it arrives; a gate failure after that is a mid-stream failure
+        all,    ///< nothing reaches the caller until the whole answer passed the gates
+    };
+    Hold hold = Hold::gated;
+    /// After a failure mid-stream, restart on the next route, announced by a restart event,
+    /// instead of ending the request with the partial text.
+    bool restart = false;
+};
+
+FAILOVER_END_NAMESPACE

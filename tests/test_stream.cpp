@@ -1,0 +1,243 @@
+// SPDX-License-Identifier: MIT
+// The streaming driver against a scripted streaming transport and a fake
+// line-based stream format, with an injected clock (nothing sleeps): what the
+// caller sees and when, failover before the first delta, mid-stream failures
+// that carry the partial text, the opt-in restart, held structured answers and
+// tool calls, cancellation, and routes that cannot stream.
+#include <stop_token>
+#include <string>
+#include <vector>
+
+#include "support/catch.hpp"
+#include "support/fakes.hpp"
+
+using namespace failover;
+using namespace failover_test;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct Seen {
+    std::vector<std::string> log;  // "route:x", "text:..", "call:0:name:..", "usage", "finish", "restart:x:reason"
+    std::string text;
+    std::function<void(const StreamEvent&)> callback() {
+        return [this](const StreamEvent& e) {
+            switch (e.kind) {
+                case StreamEvent::Kind::route: log.push_back("route:" + std::string(e.route)); break;
+                case StreamEvent::Kind::restart:
+                    log.push_back("restart:" + std::string(e.route) + ":" + std::string(to_string(e.reason)));
+                    text.clear();
+                    break;
+                case StreamEvent::Kind::delta:
+                    switch (e.delta->kind) {
+                        case StreamDelta::Kind::text:
+                            log.push_back("text:" + e.delta->text);
+                            text += e.delta->text;
+                            break;
+                        case StreamDelta::Kind::tool_call:
+                            log.push_back("call:" + std::to_string(e.delta->index) + ":" + e.delta->name + ":" + e.delta->text);
+                            break;
+                        case StreamDelta::Kind::usage: log.push_back("usage"); break;
+                        case StreamDelta::Kind::finish: log.push_back("finish"); break;
+                    }
+                    break;
+            }
+        };
+    }
+};
+
+struct Env {
+    std::shared_ptr<ManualClock> clock = std::make_shared<ManualClock>();
+    std::shared_ptr<RecordingSink> sink = std::make_shared<RecordingSink>();
+    RouterOptions options() const {
+        RouterOptions o;
+        o.clock = clock;
+        o.sleeper = clock;
+        o.seed = 3;
+        return o;
+    }
+};
+
+ChatRequest ask() {
+    ChatRequest r;
+    r.messages = {user("hello")};
+    r.tenant = "acme";
+    return r;
+}
+
+using Lines = std::vector<std::string>;
+
+}  // namespace
+
+TEST_CASE("stream: text reaches the caller as it arrives, after the route's name, and the whole answer is returned") {
+    Env env;
+    auto t = std::make_shared<ScriptedTransport>();
+    t->then_stream(ScriptedTransport::streamed({"t Hel", "lo\nt  wor", "ld\nu 3 2\nf\n"}));
+    Router router{env.options(), Route{"primary", FakeStreamingAdapter{}, t}};
+    router.add_sink(env.sink);
+    Seen seen;
+    auto r = router.stream(ask(), seen.callback());
+    REQUIRE(r);
+    CHECK(r->text == "Hello world");
+    CHECK(r->route == "primary");
+    CHECK(r->usage.output_tokens == 2);
+    CHECK(seen.log == Lines{"route:primary", "text:Hello", "text: world", "usage", "finish"});
+    CHECK(env.sink->count("first_token") == 1);
+    REQUIRE(env.sink->count("stream_outcome") == 1);
+    CHECK(env.sink->of("stream_outcome")[0].category == "complete");
+    // The attempt was timed to its first token, not its whole length.
+    CHECK(t->deadlines().at(0).timeout == RouteOptions{}.first_token_timeout);
+}
+
+TEST_CASE("stream: before the first delta a failure fails over invisibly") {
+    Env env;
+    auto primary = std::make_shared<ScriptedTransport>();
+    primary->then_stream(ScriptedTransport::streamed({"u 1 0\n"}, Failure::of(Reason::timeout, "no first token")))
+        .otherwise(http(503, R"({"error":{"message":"busy"}})"));
+    auto secondary = std::make_shared<ScriptedTransport>();
+    secondary->then_stream(ScriptedTransport::streamed({"t from secondary\nf\n"}));
+    RouteOptions once;
+    once.max_attempts = 1;
+    Router router{env.options(), Route{"primary", FakeStreamingAdapter{}, primary, once},
+                  Route{"secondary", FakeStreamingAdapter{}, secondary}};
+    Seen seen;
+    auto r = router.stream(ask(), seen.callback());
+    REQUIRE(r);
+    CHECK(r->route == "secondary");
+    CHECK(seen.log == Lines{"route:secondary", "text:from secondary", "finish"});
+    REQUIRE(r->attempts.size() == 2);
+    CHECK(r->attempts[0].reason == Reason::timeout);
+}
+
+TEST_CASE("stream: after the first delta a cut ends the request with the partial text, and the secondary is never called") {
+    Env env;
+    auto primary = std::make_shared<ScriptedTransport>();
+    primary->then_stream(ScriptedTransport::streamed({"t The answer \n", "t is\n"}, Failure::of(Reason::connection, "reset")));
+    auto secondary = std::make_shared<ScriptedTransport>();
+    Router router{env.options(), Route{"primary", FakeStreamingAdapter{}, primary},
+                  Route{"secondary", FakeStreamingAdapter{}, secondary}};
+    router.add_sink(env.sink);
+    Seen seen;
+    auto r = router.stream(ask(), seen.callback());
+    REQUIRE_FALSE(r);
+    CHECK(r.error().mid_stream);
+    CHECK(r.error().reason == Reason::connection);
+    CHECK(r.error().partial_text == "The answer is");
+    CHECK(seen.text == "The answer is");
+    CHECK(secondary->calls() == 0);
+    CHECK(primary->calls() == 1);  // not retried either: the caller saw part of it
+    REQUIRE(r.error().attempts.size() == 1);
+    CHECK(env.sink->of("stream_outcome").at(0).category == "failed_mid_stream");
+    // A stream that ends without its end is no clean answer either.
+    auto again = std::make_shared<ScriptedTransport>();
+    again->then_stream(ScriptedTransport::streamed({"t half an answer\n"}));
+    Router r2{env.options(), Route{"p", FakeStreamingAdapter{}, again}};
+    auto cut = r2.stream(ask(), {});
+    REQUIRE_FALSE(cut);
+    CHECK(cut.error().mid_stream);
+    CHECK(cut.error().reason == Reason::malformed_response);
+}
+
+TEST_CASE("stream: a provider's error event mid-stream is classified, and the opt-in restart announces itself") {
+    Env env;
+    auto primary = std::make_shared<ScriptedTransport>();
+    primary->then_stream(ScriptedTransport::streamed({"t partial\n", "e overloaded\n"}));
+    auto secondary = std::make_shared<ScriptedTransport>();
+    secondary->then_stream(ScriptedTransport::streamed({"t whole answer\nf\n"}));
+    Router router{env.options(), Route{"primary", FakeStreamingAdapter{}, primary},
+                  Route{"secondary", FakeStreamingAdapter{}, secondary}};
+    Seen seen;
+    auto r = router.stream(ask(), seen.callback(), StreamOptions{.restart = true});
+    REQUIRE(r);
+    CHECK(r->route == "secondary");
+    CHECK(seen.log == Lines{"route:primary", "text:partial", "restart:primary:overloaded", "route:secondary",
+                            "text:whole answer", "finish"});
+    CHECK(seen.text == "whole answer");
+    CHECK(primary->calls() == 1);  // restarted elsewhere, not retried on the route that failed mid-stream
+}
+
+TEST_CASE("stream: a structured answer is held until it passes the schema, so a repair turn stays invisible") {
+    Env env;
+    auto t = std::make_shared<ScriptedTransport>();
+    t->then_stream(ScriptedTransport::streamed({"t {\"total\":\n", "t \"12\"}\nf\n"}))
+        .then_stream(ScriptedTransport::streamed({"t {\"total\":\n", "t  12}\nf\n"}));
+    Router router{env.options(), Route{"primary", FakeStreamingAdapter{}, t}};
+    ChatRequest req = ask();
+    req.schema = Schema::parse(R"({"type":"object","properties":{"total":{"type":"number"}},"required":["total"]})");
+    Seen seen;
+    auto r = router.stream(req, seen.callback());
+    REQUIRE(r);
+    CHECK(r->json == nlohmann::json{{"total", 12}});
+    CHECK(seen.log == Lines{"route:primary", "text:{\"total\":", "text: 12}", "finish"});
+    REQUIRE(r->attempts.size() == 2);
+    CHECK(r->attempts[0].reason == Reason::schema_invalid);
+}
+
+TEST_CASE("stream: tool calls are held until the tool-call gate passes them") {
+    Env env;
+    auto t = std::make_shared<ScriptedTransport>();
+    t->then_stream(ScriptedTransport::streamed({"c 0 delete_files {}\nf\n"}))
+        .then_stream(ScriptedTransport::streamed({"t Let me look.\n", "c 0 get_weather {\"city\":\n", "c 0 get_weather \"Paris\"}\nf\n"}));
+    Router router{env.options(), Route{"primary", FakeStreamingAdapter{}, t}};
+    ChatRequest req = ask();
+    req.tools = {Tool{"get_weather", "", nlohmann::json::parse(R"({"type":"object","required":["city"]})")}};
+    Seen seen;
+    auto r = router.stream(req, seen.callback());
+    REQUIRE(r);
+    REQUIRE(r->tool_calls.size() == 1);
+    CHECK(r->tool_calls[0].arguments == nlohmann::json{{"city", "Paris"}});
+    CHECK(seen.log == Lines{"route:primary", "text:Let me look.", "call:0:get_weather:{\"city\":", "call:0::\"Paris\"}",
+                            "finish"});
+    CHECK(r->attempts.at(0).reason == Reason::tool_call_invalid);
+}
+
+TEST_CASE("stream: a cancel ends the request at once, is recorded, and is not the provider's fault") {
+    Env env;
+    std::stop_source stop;
+    auto t = std::make_shared<ScriptedTransport>();
+    t->then_stream([&stop](const HttpRequest&, Deadline d, const StreamSpec& spec) -> Result<HttpResponse> {
+        spec.on_data("t first words\n");
+        stop.request_stop();  // the caller's other thread, as the stream runs
+        if (d.stop.stop_requested()) return Failure::of(Reason::cancelled, "cancelled by the caller");
+        return HttpResponse{200, {}, {}};
+    });
+    auto secondary = std::make_shared<ScriptedTransport>();
+    Router router{env.options(), Route{"primary", FakeStreamingAdapter{}, t}, Route{"secondary", FakeStreamingAdapter{}, secondary}};
+    auto r = router.stream(ask(), {}, {}, stop.get_token());
+    REQUIRE_FALSE(r);
+    CHECK(r.error().reason == Reason::cancelled);
+    CHECK(r.error().attempts.at(0).reason == Reason::cancelled);
+    CHECK(secondary->calls() == 0);
+    CHECK(router.route<0>().breaker().window_counts(env.clock->now()).second == 0);
+    // Already cancelled: nothing is sent at all.
+    auto before = router.route_with_fallback(ask(), stop.get_token());
+    REQUIRE_FALSE(before);
+    CHECK(before.error().reason == Reason::cancelled);
+    CHECK(before.error().attempts.empty());
+}
+
+TEST_CASE("stream: a route that cannot stream answers whole, after its gates, in the same events") {
+    Env env;
+    auto down = std::make_shared<ScriptedTransport>();
+    down->otherwise(http(500, R"({"error":{"message":"down"}})"));
+    Router router{env.options(), Route{"primary", FakeStreamingAdapter{}, down}, Route{"plain", FakeAdapter{}, down},
+                  Route{"canned", StaticReply{"We are busy."}}};
+    Seen seen;
+    auto r = router.stream(ask(), seen.callback());
+    REQUIRE(r);
+    CHECK(r->route == "canned");
+    CHECK(seen.log == Lines{"route:canned", "text:We are busy.", "usage", "finish"});
+}
+
+TEST_CASE("stream: a callback that throws ends the stream as cancelled, and never escapes") {
+    Env env;
+    auto t = std::make_shared<ScriptedTransport>();
+    t->then_stream(ScriptedTransport::streamed({"t one\n", "t two\nf\n"}));
+    Router router{env.options(), Route{"primary", FakeStreamingAdapter{}, t}};
+    auto r = router.stream(ask(), [](const StreamEvent& e) {
+        if (e.kind == StreamEvent::Kind::delta) throw std::runtime_error("the UI went away");
+    });
+    REQUIRE_FALSE(r);
+    CHECK(r.error().reason == Reason::cancelled);
+    CHECK(r.error().message.find("the UI went away") != std::string::npos);
+}
