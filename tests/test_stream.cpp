@@ -241,3 +241,39 @@ TEST_CASE("stream: a callback that throws ends the stream as cancelled, and neve
     CHECK(r.error().reason == Reason::cancelled);
     CHECK(r.error().message.find("the UI went away") != std::string::npos);
 }
+
+// ---- through real HTTP -------------------------------------------------------------------------
+
+#include "support/mock_provider.hpp"
+
+TEST_CASE("cancel: a stop request from another thread ends a hung transfer within milliseconds") {
+    failover_mock::MockProvider mock;
+    mock.route("primary").otherwise(failover_mock::Fault::hang());
+    auto http = std::make_shared<CurlTransport>();
+    auto sink = std::make_shared<RecordingSink>();
+    Router router{Route{"primary", OpenAI{{.model = "gpt-4o", .api_key = "sk-test", .base_url = mock.url("primary") + "/v1"}}, http},
+                  Route{"canned", StaticReply{"busy"}}};
+    router.add_sink(sink);
+    std::stop_source stop;
+    std::chrono::steady_clock::time_point asked{};
+    std::thread canceller([&] {
+        while (mock.route("primary").requests() == 0) std::this_thread::sleep_for(1ms);
+        std::this_thread::sleep_for(50ms);
+        asked = std::chrono::steady_clock::now();
+        stop.request_stop();
+    });
+    auto r = router.route_with_fallback(ask(), stop.get_token());
+    const auto ended = std::chrono::steady_clock::now();
+    canceller.join();
+    REQUIRE_FALSE(r);
+    CHECK(r.error().reason == Reason::cancelled);
+    REQUIRE(r.error().attempts.size() == 1);
+    CHECK(r.error().attempts[0].reason == Reason::cancelled);
+    const auto took = std::chrono::duration_cast<std::chrono::microseconds>(ended - asked);
+    WARN("cancel took " << took.count() << " us from the stop request to route_with_fallback's return");
+    CHECK(took < 1s);
+    CHECK(router.route<0>().breaker().window_counts(std::chrono::steady_clock::now()).second == 0);
+    CHECK(sink->count("attempt") == 1);
+    // The canned reply was not used: a cancel ends the request, it does not fail over.
+    CHECK(sink->count("fallback") == 0);
+}
