@@ -108,6 +108,7 @@ std::map<std::string, std::vector<Failure>> signals() {
         {"less than `min_attempt_time` left for an HTTP route", {Failure::of(Reason::insufficient_time)}},
         {"no time left", {Failure::of(Reason::deadline_exceeded)}},
         {"cancelled by the caller (a `std::stop_token`)", {Failure::of(Reason::cancelled, "cancelled by the caller")}},
+        {"our own process out of descriptors or memory (`EMFILE`, ...)", {Failure::of(Reason::local_resource)}},
     };
 }
 

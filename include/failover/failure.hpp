@@ -57,6 +57,7 @@ enum class Reason {
     deadline_exceeded,   ///< no time left in the chain
     retry_budget,        ///< the route's retry budget is empty (recorded on fail over)
     cancelled,           ///< the caller cancelled the request (never the provider's fault)
+    local_resource,      ///< our own process ran out of something (descriptors, memory): never the provider's fault
     internal,            ///< an adapter or transport threw; a bug, reported not hidden
 };
 
@@ -101,6 +102,7 @@ constexpr std::string_view to_string(Reason r) noexcept {
         case Reason::deadline_exceeded: return "deadline_exceeded";
         case Reason::retry_budget: return "retry_budget";
         case Reason::cancelled: return "cancelled";
+        case Reason::local_resource: return "local_resource";
         case Reason::internal: return "internal";
     }
     return "unknown";

@@ -23,9 +23,11 @@
 #pragma once
 
 #include <curl/curl.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <charconv>
 #include <chrono>
 #include <cstddef>
@@ -229,6 +231,7 @@ struct CurlCall {
     bool callback_error = false;  // a callback failed (out of memory)
     std::uint64_t declared_length = 0;
     int status = 0;                      // from the last status line seen
+    long os_errno = 0;                   // CURLINFO_OS_ERRNO of a failed transfer
     const StreamSpec* stream = nullptr;  // set: a 2xx body goes to stream->on_data
     bool streamed = false;               // some 2xx body went to on_data
     bool progressed = false;             // on_data reported progress at least once
@@ -357,6 +360,16 @@ inline int curl_seek_body(void* user, curl_off_t offset, int origin) noexcept {
     return CURL_SEEKFUNC_FAIL;
 }
 
+/// Opens the transfer's sockets as libcurl would, remembering why one could not be
+/// opened: libcurl reports EMFILE as "Couldn't connect to server", and only the errno
+/// tells our own descriptor limit from the provider being down.
+inline curl_socket_t curl_open_socket(void* user, curlsocktype, curl_sockaddr* address) noexcept {
+    auto* call = static_cast<CurlCall*>(user);
+    const curl_socket_t fd = ::socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+    if (fd == CURL_SOCKET_BAD) call->os_errno = errno;
+    return fd;
+}
+
 /// How a transfer driven by CurlTransport::run ended.
 struct Outcome {
     CURLcode code = CURLE_OK;
@@ -422,6 +435,11 @@ inline long whole_seconds(std::chrono::duration<double> d) noexcept {
 inline bool has_crlf(std::string_view s) noexcept { return s.find_first_of("\r\n") != std::string_view::npos; }
 
 /// The classified Failure for a transfer that did not complete.
+/// True for an errno that means our own process ran out of something, not the peer.
+constexpr bool local_errno(long e) noexcept {
+    return e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM;
+}
+
 inline Failure curl_failure(CURLcode rc, const CurlCall& call, const HttpRequest& req, const CurlOptions& opt,
                             Deadline d) {
     const std::string host(url_host(req.url));
@@ -437,7 +455,13 @@ inline Failure curl_failure(CURLcode rc, const CurlCall& call, const HttpRequest
         return Failure::of(Reason::response_too_large, std::move(msg));
     }
     if (call.callback_error)
-        return Failure::of(Reason::internal, "out of memory while receiving the response from " + host);
+        return Failure::of(Reason::local_resource, "out of memory while receiving the response from " + host);
+    // A socket we could not open is our limit, not the provider's outage: libcurl says
+    // "Couldn't connect to server", the errno says EMFILE.
+    if (local_errno(call.os_errno))
+        return Failure::of(Reason::local_resource, host + ": this process is out of file descriptors or memory (" +
+                                                       std::string(std::strerror(static_cast<int>(call.os_errno))) +
+                                                       "); the request was not sent");
     if (call.rewind_refused || rc == CURLE_SEND_FAIL_REWIND)
         return Failure::of(Reason::connection, host +
                                                    ": the connection closed after the request was sent and before any "
@@ -475,7 +499,7 @@ inline Failure curl_failure(CURLcode rc, const CurlCall& call, const HttpRequest
             f.kind = FailureKind::terminal;
             return f;
         }
-        case CURLE_OUT_OF_MEMORY: return Failure::of(Reason::internal, host + ": " + what);
+        case CURLE_OUT_OF_MEMORY: return Failure::of(Reason::local_resource, host + ": out of memory: " + what);
         default:
             // Connect refused/reset, DNS, proxy, send/receive errors, TLS handshake, HTTP/2 errors.
             return Failure::of(Reason::connection, host + ": " + what);
@@ -577,7 +601,8 @@ private:
 
         if (d.stop.stop_requested()) return Failure::of(Reason::cancelled, "cancelled before it was sent");
         detail::CurlSlot slot = state_->acquire();
-        if (!slot) return Failure::of(Reason::internal, "curl_easy_init or curl_multi_init failed");
+        if (!slot)  // both fail only for want of memory or descriptors (the multi handle's wakeup pair)
+            return Failure::of(Reason::local_resource, "could not create a transfer (out of file descriptors or memory)");
         detail::CurlLease lease(*state_, std::move(slot));
         CURL* h = lease.easy();
         curl_easy_reset(h);  // options back to defaults; connections, caches and the share stay
@@ -595,6 +620,8 @@ private:
         curl_easy_setopt(h, CURLOPT_WRITEDATA, static_cast<void*>(&call));
         curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &detail::curl_on_header);
         curl_easy_setopt(h, CURLOPT_HEADERDATA, static_cast<void*>(&call));
+        curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, &detail::curl_open_socket);
+        curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, static_cast<void*>(&call));
         curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers.get());
         // A stream has no limit on its whole length: its stalls are timed below instead.
         curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, spec ? 0L : detail::clamp_ms(d.timeout));
@@ -660,6 +687,7 @@ private:
             return response;
         }
         const CURLcode rc = out.code;
+        if (rc != CURLE_OK && call.os_errno == 0) curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &call.os_errno);
         if (rc != CURLE_OK || call.too_large || call.callback_error) return detail::curl_failure(rc, call, req, opt, d);
 
         long status = 0;

@@ -233,6 +233,7 @@ inline Decision decide(const Failure& f, const AttemptFacts& a, const RouteOptio
         d.next = a.policy_fallback ? Next::fail_over : Next::stop;
         return d;
     }
+    if (f.reason == Reason::local_resource) return d;  // ours, not the route's: no retry here; a local route may still answer
     if (f.retry_after) {
         const time_point until = a.now + *f.retry_after;
         // Longer than we wait, or past the deadline: cool the route down and fail over now.
