@@ -24,8 +24,9 @@ failover_need_packages() {
 }
 
 # What building the library, its tests, examples and benchmarks needs.
+# json-schema-test-suite is for the tests only (the conformance suite).
 FAILOVER_BUILD_PACKAGES=(g++ cmake make git ca-certificates pkg-config nlohmann-json3-dev libcurl4-openssl-dev
-  libre2-dev catch2 libbenchmark-dev)
+  libre2-dev catch2 libbenchmark-dev json-schema-test-suite)
 
 # ccache when present, nothing when not.
 failover_launcher() {
