@@ -110,18 +110,13 @@ struct PatternProperty {
 struct ObjectRules {
     std::optional<std::uint64_t> min_properties, max_properties;
     std::vector<std::string> required;
+    std::vector<std::string> required_sorted;                         ///< required, sorted by name
     std::vector<std::pair<std::string, std::uint32_t>> properties;  ///< sorted by name
     std::vector<PatternProperty> pattern_properties;
     std::uint32_t additional_properties = no_node;
     std::vector<Dependency> dependencies;
     std::uint32_t property_names = no_node;
 
-    /// The `properties` schema for `name`, or no_node.
-    std::uint32_t property(std::string_view name) const noexcept {
-        const auto it = std::lower_bound(properties.begin(), properties.end(), name,
-                                         [](const auto& p, std::string_view n) { return std::string_view(p.first) < n; });
-        return it != properties.end() && it->first == name ? it->second : no_node;
-    }
 };
 
 struct LogicRules {
@@ -510,9 +505,10 @@ private:
         object->max_properties = count_kw(doc, j, pointer, "maxProperties");
         if (const auto it = j.find("required"); it != j.end()) {
             object->required = string_array(doc, *it, child(pointer, "required"), "required");
-            std::vector<std::string> sorted = object->required;
-            std::sort(sorted.begin(), sorted.end());
-            if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end())
+            object->required_sorted = object->required;
+            std::sort(object->required_sorted.begin(), object->required_sorted.end());
+            if (std::adjacent_find(object->required_sorted.begin(), object->required_sorted.end()) !=
+                object->required_sorted.end())
                 fail(doc, child(pointer, "required"), "required must not list a name twice");
         }
         if (const auto it = j.find("properties"); it != j.end()) {

@@ -99,12 +99,15 @@ private:
     };
 
     void charge(std::uint64_t n) {
-        if (n > steps_left_) {
-            steps_left_ = 0;
-            throw Stop{"validation stopped: the work budget of " + std::to_string(limits_.max_steps) +
-                       " steps was exceeded (Schema::Options::max_steps); the value counts as invalid"};
-        }
+        if (n > steps_left_) [[unlikely]]
+            budget_exceeded();
         steps_left_ -= n;
+    }
+
+    [[noreturn, gnu::noinline, gnu::cold]] void budget_exceeded() {
+        steps_left_ = 0;
+        throw Stop{"validation stopped: the work budget of " + std::to_string(limits_.max_steps) +
+                   " steps was exceeded (Schema::Options::max_steps); the value counts as invalid"};
     }
 
     std::string pointer() const {
@@ -454,18 +457,33 @@ private:
             !fail("object has more than " + std::to_string(*r.max_properties) + " properties (got " +
                   std::to_string(size) + ")"))
             return false;
-        for (const std::string& name : r.required) {
-            charge(1);
-            if (v.find(name) == v.end() && !fail("missing required property " + quote(name))) return false;
-        }
-        if (!r.properties.empty() || !r.pattern_properties.empty() || r.additional_properties != no_node ||
-            r.property_names != no_node) {
+        const bool walk = !r.properties.empty() || !r.pattern_properties.empty() ||
+                          r.additional_properties != no_node || r.property_names != no_node;
+        if (!walk) {
+            for (const std::string& name : r.required) {
+                charge(1);
+                if (v.find(name) == v.end() && !fail("missing required property " + quote(name))) return false;
+            }
+        } else {
+            // The value's keys (a std::map) and the schema's property and required
+            // names are all sorted the same way: one merge walk finds every match.
+            auto prop = r.properties.begin();
+            auto req = r.required_sorted.begin();
+            const auto missing = [&](const std::string& name) {
+                charge(1);
+                return fail("missing required property " + quote(name));
+            };
             for (auto it = v.begin(); it != v.end(); ++it) {
                 charge(1);
                 const std::string& key = it.key();
+                for (; req != r.required_sorted.end() && *req < key; ++req)
+                    if (!missing(*req)) return false;
+                if (req != r.required_sorted.end() && *req == key) ++req;
+                while (prop != r.properties.end() && prop->first < key) ++prop;
+                const std::uint32_t ps = prop != r.properties.end() && prop->first == key ? prop->second : no_node;
                 const PathItem at{&key, 0};
                 bool matched = false;
-                if (const std::uint32_t ps = r.property(key); ps != no_node) {
+                if (ps != no_node) {
                     matched = true;
                     if (!child(ps, it.value(), s, at, "property not allowed (its schema in properties is false)")) {
                         ok = false;
@@ -493,6 +511,8 @@ private:
                         return false;
                 }
             }
+            for (; req != r.required_sorted.end(); ++req)
+                if (!missing(*req)) return false;
         }
         for (const Dependency& d : r.dependencies) {
             charge(1);
