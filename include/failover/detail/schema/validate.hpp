@@ -174,13 +174,47 @@ private:
         return text + "...";
     }
 
+    // ---- messages ---------------------------------------------------------------------------
+    // Built out of line: string temporaries would otherwise sit in the frames of
+    // the functions on the recursion path (eval, eval_node, arrays, objects,
+    // logic, child), and those frames, times the eval depth, are the stack a
+    // validation needs.
+
+    // "<what> <n> <unit> (got <got>)"
+    [[gnu::noinline, gnu::cold]] void report_count(Sink* s, const char* what, std::uint64_t n, const char* unit,
+                                                   std::uint64_t got) {
+        report(s, std::string(what) + " " + std::to_string(n) + " " + unit + " (got " + std::to_string(got) + ")");
+    }
+
+    // before + the quoted text + after
+    [[gnu::noinline, gnu::cold]] void report_quoted(Sink* s, const char* before, const std::string& text,
+                                                    const char* after) {
+        report(s, before + quote(text) + after);
+    }
+
+    // "<a><i><b><j><c>"
+    [[gnu::noinline, gnu::cold]] void report_indexes(Sink* s, const char* a, std::size_t i, const char* b,
+                                                     std::size_t j, const char* c) {
+        report(s, a + std::to_string(i) + b + std::to_string(j) + c);
+    }
+
+    [[gnu::noinline, gnu::cold]] void report_type(Sink* s, std::uint8_t types, const nlohmann::json& v) {
+        report(s, type_message(types, v));
+    }
+
+    [[gnu::noinline, gnu::cold]] void report_literal(Sink* s, const char* message) { report(s, message); }
+
+    [[noreturn, gnu::noinline, gnu::cold]] void depth_exceeded() {
+        throw Stop{"validation stopped: schemas applied " + std::to_string(limits_.max_eval_depth) +
+                   " levels deep (a long chain of $ref/allOf over a deep value); the value counts as invalid"};
+    }
+
     // ---- the recursion ----------------------------------------------------------------------
 
     bool eval(std::uint32_t n, const nlohmann::json& v, Sink* s) {
         charge(1);
-        if (depth_ >= limits_.max_eval_depth)
-            throw Stop{"validation stopped: schemas applied " + std::to_string(limits_.max_eval_depth) +
-                       " levels deep (a long chain of $ref/allOf over a deep value); the value counts as invalid"};
+        if (depth_ >= limits_.max_eval_depth) [[unlikely]]
+            depth_exceeded();
         ++depth_;
         const bool ok = eval_node(target(n), v, s);
         --depth_;
@@ -189,7 +223,9 @@ private:
 
     bool eval_node(const Node& node, const nlohmann::json& v, Sink* s) {
         if (node.is_boolean) {
-            if (!node.boolean) report(s, depth_ == 1 ? "the schema is false: no value is valid" : "no value is allowed here (the schema is false)");
+            if (!node.boolean)
+                report_literal(s, depth_ == 1 ? "the schema is false: no value is valid"
+                                              : "no value is allowed here (the schema is false)");
             return node.boolean;
         }
         bool ok = true;
@@ -199,7 +235,7 @@ private:
         };
         if (node.types && !type_ok(node.types, v)) {
             if (failed()) return false;
-            report(s, type_message(node.types, v));
+            report_type(s, node.types, v);
         }
         if (node.value && !values(*node.value, v, s) && failed()) return false;
         switch (v.type()) {
@@ -230,7 +266,7 @@ private:
         bool ok;
         if (refused && is_false(target(n))) {
             charge(1);
-            report(s, refused);
+            report_literal(s, refused);
             ok = false;
         } else {
             ok = eval(n, v, s);
@@ -365,18 +401,19 @@ private:
 
     bool arrays(const ArrayRules& r, const nlohmann::json& v, Sink* s) {
         bool ok = true;
-        const auto fail = [&](std::string msg) {
+        const auto failed = [&]() {
             ok = false;
-            report(s, std::move(msg));
-            return s != nullptr;
+            return s == nullptr;
         };
         const std::size_t size = v.size();
-        if (r.min_items && size < *r.min_items &&
-            !fail("array has fewer than " + std::to_string(*r.min_items) + " items (got " + std::to_string(size) + ")"))
-            return false;
-        if (r.max_items && size > *r.max_items &&
-            !fail("array has more than " + std::to_string(*r.max_items) + " items (got " + std::to_string(size) + ")"))
-            return false;
+        if (r.min_items && size < *r.min_items) {
+            if (failed()) return false;
+            report_count(s, "array has fewer than", *r.min_items, "items", size);
+        }
+        if (r.max_items && size > *r.max_items) {
+            if (failed()) return false;
+            report_count(s, "array has more than", *r.max_items, "items", size);
+        }
         const auto item = [&](std::uint32_t schema, std::size_t i, const char* refused) {
             if (child(schema, v[i], s, PathItem{nullptr, i}, refused)) return true;
             ok = false;
@@ -395,9 +432,10 @@ private:
         }
         if (r.unique_items && size > 1) {
             std::size_t a = 0, b = 0;
-            if (!unique(v, a, b) && !fail("array items " + std::to_string(a) + " and " + std::to_string(b) +
-                                          " are equal (uniqueItems)"))
-                return false;
+            if (!unique(v, a, b)) {
+                if (failed()) return false;
+                report_indexes(s, "array items ", a, " and ", b, " are equal (uniqueItems)");
+            }
         }
         if (r.contains != no_node) {
             bool found = false;
@@ -406,7 +444,10 @@ private:
                 found = eval(r.contains, v[i], nullptr);
                 path_.pop_back();
             }
-            if (!found && !fail("no item matches the contains schema")) return false;
+            if (!found) {
+                if (failed()) return false;
+                report_literal(s, "no item matches the contains schema");
+            }
         }
         return ok;
     }
@@ -441,28 +482,40 @@ private:
         return true;
     }
 
+    [[gnu::noinline, gnu::cold]] void report_dependency(Sink* s, const std::string& property, const std::string& name) {
+        report(s, "property " + quote(property) + " requires property " + quote(name) + " (dependencies)");
+    }
+
+    // propertyNames applies to the key as a JSON string (a copy: out of line).
+    [[gnu::noinline]] bool property_name_ok(std::uint32_t schema, const std::string& key) {
+        const nlohmann::json name(key);
+        return eval(schema, name, nullptr);
+    }
+
     bool objects(const ObjectRules& r, const nlohmann::json& v, Sink* s) {
         bool ok = true;
-        const auto fail = [&](std::string msg) {
+        const auto failed = [&]() {
             ok = false;
-            report(s, std::move(msg));
-            return s != nullptr;
+            return s == nullptr;
         };
         const std::size_t size = v.size();
-        if (r.min_properties && size < *r.min_properties &&
-            !fail("object has fewer than " + std::to_string(*r.min_properties) + " properties (got " +
-                  std::to_string(size) + ")"))
-            return false;
-        if (r.max_properties && size > *r.max_properties &&
-            !fail("object has more than " + std::to_string(*r.max_properties) + " properties (got " +
-                  std::to_string(size) + ")"))
-            return false;
+        if (r.min_properties && size < *r.min_properties) {
+            if (failed()) return false;
+            report_count(s, "object has fewer than", *r.min_properties, "properties", size);
+        }
+        if (r.max_properties && size > *r.max_properties) {
+            if (failed()) return false;
+            report_count(s, "object has more than", *r.max_properties, "properties", size);
+        }
         const bool walk = !r.properties.empty() || !r.pattern_properties.empty() ||
                           r.additional_properties != no_node || r.property_names != no_node;
         if (!walk) {
             for (const std::string& name : r.required) {
                 charge(1);
-                if (v.find(name) == v.end() && !fail("missing required property " + quote(name))) return false;
+                if (v.find(name) == v.end()) {
+                    if (failed()) return false;
+                    report_quoted(s, "missing required property ", name, "");
+                }
             }
         } else {
             // The value's keys (a std::map) and the schema's property and required
@@ -471,7 +524,9 @@ private:
             auto req = r.required_sorted.begin();
             const auto missing = [&](const std::string& name) {
                 charge(1);
-                return fail("missing required property " + quote(name));
+                if (failed()) return false;
+                report_quoted(s, "missing required property ", name, "");
+                return true;
             };
             for (auto it = v.begin(); it != v.end(); ++it) {
                 charge(1);
@@ -504,11 +559,9 @@ private:
                     ok = false;
                     if (!s) return false;
                 }
-                if (r.property_names != no_node) {
-                    const nlohmann::json name(key);
-                    if (!eval(r.property_names, name, nullptr) &&
-                        !fail("property name " + quote(key) + " does not match the propertyNames schema"))
-                        return false;
+                if (r.property_names != no_node && !property_name_ok(r.property_names, key)) {
+                    if (failed()) return false;
+                    report_quoted(s, "property name ", key, " does not match the propertyNames schema");
                 }
             }
             for (; req != r.required_sorted.end(); ++req)
@@ -519,9 +572,10 @@ private:
             if (v.find(d.property) == v.end()) continue;
             for (const std::string& name : d.required) {
                 charge(1);
-                if (v.find(name) == v.end() &&
-                    !fail("property " + quote(d.property) + " requires property " + quote(name) + " (dependencies)"))
-                    return false;
+                if (v.find(name) == v.end()) {
+                    if (failed()) return false;
+                    report_dependency(s, d.property, name);
+                }
             }
             if (d.schema != no_node && !eval(d.schema, v, s)) {
                 ok = false;
@@ -529,6 +583,34 @@ private:
             }
         }
         return ok;
+    }
+
+    [[gnu::noinline]] bool any_of(const std::vector<std::uint32_t>& branches, const nlohmann::json& v, Sink* s) {
+        for (const std::uint32_t b : branches)
+            if (eval(b, v, nullptr)) return true;
+        if (s) {
+            report(s, "value matches none of the " + std::to_string(branches.size()) + " schemas in anyOf");
+            branch_details(s, branches, v, "anyOf");
+        }
+        return false;
+    }
+
+    [[gnu::noinline]] bool one_of(const std::vector<std::uint32_t>& branches, const nlohmann::json& v, Sink* s) {
+        std::size_t matches = 0, first = 0, second = 0;
+        for (std::size_t i = 0; i < branches.size() && matches < 2; ++i) {
+            if (!eval(branches[i], v, nullptr)) continue;
+            (matches == 0 ? first : second) = i;
+            ++matches;
+        }
+        if (matches == 1) return true;
+        if (s && matches == 0) {
+            report(s, "value matches none of the " + std::to_string(branches.size()) + " schemas in oneOf");
+            branch_details(s, branches, v, "oneOf");
+        } else if (s) {
+            report_indexes(s, "value matches more than one schema in oneOf (#", first, " and #", second,
+                           "); exactly one must match");
+        }
+        return false;
     }
 
     bool logic(const LogicRules& r, const nlohmann::json& v, Sink* s) {
@@ -539,41 +621,18 @@ private:
                 if (!s) return false;
             }
         }
-        if (!r.any_of.empty()) {
-            bool passed = false;
-            for (const std::uint32_t b : r.any_of) {
-                if (eval(b, v, nullptr)) {
-                    passed = true;
-                    break;
-                }
-            }
-            if (!passed) {
-                ok = false;
-                if (!s) return false;
-                report(s, "value matches none of the " + std::to_string(r.any_of.size()) + " schemas in anyOf");
-                branch_details(s, r.any_of, v, "anyOf");
-            }
+        if (!r.any_of.empty() && !any_of(r.any_of, v, s)) {
+            ok = false;
+            if (!s) return false;
         }
-        if (!r.one_of.empty()) {
-            std::vector<std::size_t> matches;
-            for (std::size_t i = 0; i < r.one_of.size() && matches.size() < 2; ++i)
-                if (eval(r.one_of[i], v, nullptr)) matches.push_back(i);
-            if (matches.size() != 1) {
-                ok = false;
-                if (!s) return false;
-                if (matches.empty()) {
-                    report(s, "value matches none of the " + std::to_string(r.one_of.size()) + " schemas in oneOf");
-                    branch_details(s, r.one_of, v, "oneOf");
-                } else {
-                    report(s, "value matches more than one schema in oneOf (#" + std::to_string(matches[0]) + " and #" +
-                                  std::to_string(matches[1]) + "); exactly one must match");
-                }
-            }
+        if (!r.one_of.empty() && !one_of(r.one_of, v, s)) {
+            ok = false;
+            if (!s) return false;
         }
         if (r.not_ != no_node && eval(r.not_, v, nullptr)) {
             ok = false;
             if (!s) return false;
-            report(s, "value must not match the schema in not");
+            report_literal(s, "value must not match the schema in not");
         }
         if (r.if_ != no_node) {
             const std::uint32_t branch = eval(r.if_, v, nullptr) ? r.then_ : r.else_;
