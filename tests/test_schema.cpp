@@ -794,3 +794,17 @@ TEST_CASE("schema: the error list is capped", "[schema]") {
     CHECK(errors[0].pointer == "/0");
     CHECK_THAT(errors.back().message, Catch::Contains("more errors not listed"));
 }
+
+TEST_CASE("schema: the text and json overloads agree (a NUL byte ends the text for nlohmann's parser)", "[schema]") {
+    // Found by the fuzzer: a bracket scan of the text counted what followed the
+    // NUL, which nlohmann::json::parse never reads.
+    const std::string text = std::string(R"({"enum":[0,2,3]})") + '\0' + std::string(300, '[');
+    const json doc = json::parse(text, nullptr, false);
+    REQUIRE_FALSE(doc.is_discarded());
+    CHECK(Schema::parse(text)->document() == Schema::parse(doc)->document());
+    // Deep text is still refused, after a parse that does not recurse.
+    std::string deep;
+    for (int i = 0; i < 100000; ++i) deep += R"({"not":)";
+    deep += "{}" + std::string(100000, '}');
+    CHECK_THAT(parse_error(deep), Catch::Contains("nested deeper than 128 levels"));
+}

@@ -97,7 +97,10 @@ public:
     /// @endcode
     static std::shared_ptr<const Schema> parse(std::string_view json_text, const Options& options = {}) {
         check(options);
-        if (!detail::schema::text_nesting_within(json_text, max_depth)) throw too_deep();
+        // nlohmann's parser and destructor do not recurse, so a deep text is
+        // parsed first and its depth checked on the tree, as for a json value
+        // (a scan of the text could disagree with what the parser reads: it
+        // stops at a NUL byte).
         nlohmann::json doc = nlohmann::json::parse(json_text, nullptr, /*allow_exceptions=*/false);
         if (doc.is_discarded()) throw ParseError("", "not valid JSON");
         return build(std::move(doc), options);

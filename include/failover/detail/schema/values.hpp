@@ -45,26 +45,6 @@ inline std::size_t depth_of(const nlohmann::json& root, std::size_t limit) {
     return deepest;
 }
 
-/// False when the brackets of JSON text nest deeper than `limit` (strings skipped).
-inline bool text_nesting_within(std::string_view s, std::size_t limit) noexcept {
-    std::size_t depth = 0;
-    bool in_string = false, escaped = false;
-    for (const char c : s) {
-        if (in_string) {
-            if (escaped) escaped = false;
-            else if (c == '\\') escaped = true;
-            else if (c == '"') in_string = false;
-        } else if (c == '"') {
-            in_string = true;
-        } else if (c == '[' || c == '{') {
-            if (++depth > limit) return false;
-        } else if ((c == ']' || c == '}') && depth > 0) {
-            --depth;
-        }
-    }
-    return true;
-}
-
 /// JSON equality: numbers by exact value whatever their kind, objects by key set.
 /// Adds the number of nodes visited to `work`.
 inline bool json_equal(const nlohmann::json& a, const nlohmann::json& b, std::uint64_t& work) {
