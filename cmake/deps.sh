@@ -24,8 +24,10 @@ failover_need_packages() {
 }
 
 # What building the library, its tests, examples and benchmarks needs.
-FAILOVER_BUILD_PACKAGES=(g++ cmake make git ca-certificates nlohmann-json3-dev libcurl4-openssl-dev
-  libvalijson-dev catch2 libbenchmark-dev)
+# json-schema-test-suite, clang and libfuzzer-14-dev are for the tests only (the
+# conformance suite and the schema fuzzer).
+FAILOVER_BUILD_PACKAGES=(g++ cmake make git ca-certificates pkg-config nlohmann-json3-dev libcurl4-openssl-dev
+  libre2-dev catch2 libbenchmark-dev json-schema-test-suite clang libfuzzer-14-dev)
 
 # ccache when present, nothing when not.
 failover_launcher() {

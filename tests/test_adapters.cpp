@@ -519,7 +519,7 @@ TEST_CASE("encode refuses what a provider cannot express, as bad_request values"
 }
 
 TEST_CASE("OpenAI request bodies validate against OpenAI's CreateChatCompletionRequest schema", "[adapters][encode][schema]") {
-    // The file is JSON Schema 2020-12 and valijson implements draft 7. Its $defs
+    // The file is JSON Schema 2020-12 and failover::Schema implements draft 7. Its $defs
     // refs are plain JSON pointers, which resolve the same way under draft 7, so
     // the only change is the root: a $ref to CreateChatCompletionRequest beside
     // the $defs. Keywords new in 2019-09/2020-12 would be silently ignored by a

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Forward declarations, so code that only passes a Router&, a ChatRequest& or
-// a Result around pulls in no JSON, curl or valijson headers.
+// a Result around pulls in no JSON, curl or RE2 headers.
 #pragma once
 
 #include "failover/version.hpp"

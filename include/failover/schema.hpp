@@ -1,29 +1,28 @@
 // SPDX-License-Identifier: MIT
-// A JSON Schema (draft 7, through valijson) compiled once and shared across
-// threads. The only public header that includes valijson. Parsing a bad schema
-// throws std::invalid_argument with valijson's reason; validation never throws
-// and returns every error with the JSON pointer of the offending value.
-// valijson recurses once per nesting level, so parse() rejects schemas and
-// validate() refuses values nested deeper than Schema::max_depth instead of
-// overflowing the stack; and parse() compiles every `pattern` up front, so a
-// bad regular expression fails there rather than on each validation.
-// validate() reuses valijson Validators (each caches the regexes it compiled)
-// from a small per-schema pool instead of building one per call.
+// A JSON Schema (draft 7) compiled once and shared across threads: the gate
+// every structured answer from a provider (untrusted input) goes through.
+// Our own validator (detail/schema/*), because an answer must never crash or
+// hang the process whatever it holds and whatever the schema says:
+//   - parse() refuses every malformed schema with std::invalid_argument
+//     (a Schema::ParseError carrying the JSON pointer of the keyword): bad
+//     keyword values, unknown $schema drafts, patterns RE2 cannot compile,
+//     $refs that point nowhere or outside the document (the draft-07
+//     meta-schema is built in), $ref cycles that would recurse forever, and
+//     documents nested deeper than max_depth (checked before anything copies
+//     or walks the document recursively);
+//   - validate() never throws, and its cost is bounded: patterns run on RE2
+//     (linear time, no recursion on the text), numbers compare exactly (no
+//     64-bit wrap, no lossy casts, decimal multipleOf), uniqueItems and enum
+//     hash, every step counts against Options::max_steps, and recursion is
+//     bounded by the value's depth (checked first) and a hard cap.
+// Every error carries an RFC 6901 pointer into the value. The only public
+// header that includes RE2 (through detail/schema/regex.hpp).
 #pragma once
 
-// Without this valijson prints and calls abort() on a bad schema. Its CMake
-// target defines it; a build that only adds the include path would not.
-#ifndef VALIJSON_USE_EXCEPTIONS
-#define VALIJSON_USE_EXCEPTIONS 1
-#elif !VALIJSON_USE_EXCEPTIONS
-#error "failover/schema.hpp needs VALIJSON_USE_EXCEPTIONS=1: without it valijson aborts on a bad schema"
-#endif
-
-#include <algorithm>
 #include <cstddef>
+#include <cstdint>
+#include <exception>
 #include <memory>
-#include <mutex>
-#include <regex>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -31,212 +30,182 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
-#include <valijson/adapters/nlohmann_json_adapter.hpp>
-#include <valijson/schema.hpp>
-#include <valijson/schema_parser.hpp>
-#include <valijson/validation_results.hpp>
-#include <valijson/validator.hpp>
 
+#include "failover/detail/schema/compile.hpp"
+#include "failover/detail/schema/validate.hpp"
+#include "failover/detail/schema/values.hpp"
 #include "failover/version.hpp"
 
 FAILOVER_BEGIN_NAMESPACE
 
-/// A compiled JSON Schema. Immutable after parse(); validate() is thread-safe.
+/// How much work one compiled Schema may do; given to Schema::parse.
+struct SchemaOptions {
+    /// Work steps one validate()/accepts() call may take; past it the value is
+    /// reported invalid ("work budget ... exceeded"). A step is roughly one
+    /// schema applied to one value; a regex search costs its worst case. The
+    /// default lets an 8 MiB answer through any sensible schema and stops an
+    /// exponential blow-up within about a second.
+    std::uint64_t max_steps = 20'000'000;
+    /// Errors validate() lists at most; one more entry then says some were left out.
+    std::size_t max_errors = 100;
+    /// Bytes RE2 may use for one compiled pattern to match (its program and DFA
+    /// caches, grown on demand). Programs themselves are capped at about 20,000
+    /// instructions whatever this says; a pattern over that is refused at parse.
+    std::int64_t regex_max_mem = 2 << 20;
+};
+
+/// A compiled JSON Schema (draft 7). Immutable after parse(); validate() is thread-safe.
 class Schema {
 public:
-    /// One validation error: where (a JSON pointer, "" for the root) and why.
+    /// The options type (SchemaOptions).
+    using Options = SchemaOptions;
+
+    /// One validation error: where (a JSON pointer into the value, "" for the root) and why.
     struct Error {
         std::string pointer;
         std::string message;
     };
 
+    /// What parse() throws: the reason, and the JSON pointer of the offending keyword in the schema.
+    class ParseError : public std::invalid_argument {
+    public:
+        /// `pointer` is "" when the problem is the document as a whole.
+        ParseError(std::string pointer, std::string reason)
+            : std::invalid_argument("failover: schema: " + (pointer.empty() ? std::string() : "at " + pointer + ": ") +
+                                    reason),
+              pointer_(std::move(pointer)),
+              reason_(std::move(reason)) {}
+        /// JSON pointer of the keyword in the schema document ("" for the document itself).
+        const std::string& pointer() const noexcept { return pointer_; }
+        /// The reason alone.
+        const std::string& reason() const noexcept { return reason_; }
+
+    private:
+        std::string pointer_;
+        std::string reason_;
+    };
+
     /// Deepest nesting of objects and arrays accepted in a schema or a validated value.
     static constexpr std::size_t max_depth = 128;
 
-    /// Compiles a schema from JSON text. Throws std::invalid_argument naming the problem.
+    /// Most schemas applied inside one another during a validation (a runtime backstop).
+    static constexpr std::size_t max_eval_depth = 1024;
+
+    /// Compiles a schema from JSON text. Throws std::invalid_argument (ParseError) naming the problem.
     /// @code
     /// auto s = failover::Schema::parse(R"({"type":"object","required":["total"]})");
     /// @endcode
-    static std::shared_ptr<const Schema> parse(std::string_view json_text) {
+    static std::shared_ptr<const Schema> parse(std::string_view json_text, const Options& options = {}) {
+        check(options);
+        // nlohmann's parser and destructor do not recurse, so a deep text is
+        // parsed first and its depth checked on the tree, as for a json value
+        // (a scan of the text could disagree with what the parser reads: it
+        // stops at a NUL byte).
         nlohmann::json doc = nlohmann::json::parse(json_text, nullptr, /*allow_exceptions=*/false);
-        if (doc.is_discarded()) throw std::invalid_argument("failover: schema: not valid JSON");
-        return parse(std::move(doc));
+        if (doc.is_discarded()) throw ParseError("", "not valid JSON");
+        return build(std::move(doc), options);
     }
 
     /// Compiles a schema from JSON text (overloads so a string literal is not ambiguous).
-    static std::shared_ptr<const Schema> parse(const char* json_text) { return parse(std::string_view(json_text)); }
-    static std::shared_ptr<const Schema> parse(const std::string& json_text) {
-        return parse(std::string_view(json_text));
+    static std::shared_ptr<const Schema> parse(const char* json_text, const Options& options = {}) {
+        return parse(std::string_view(json_text), options);
+    }
+    /// Compiles a schema from JSON text.
+    static std::shared_ptr<const Schema> parse(const std::string& json_text, const Options& options = {}) {
+        return parse(std::string_view(json_text), options);
     }
 
-    /// Compiles a schema from a parsed document. Throws std::invalid_argument naming the problem.
-    static std::shared_ptr<const Schema> parse(nlohmann::json doc) {
-        if (!doc.is_object() && !doc.is_boolean())
-            throw std::invalid_argument("failover: schema: must be a JSON object or boolean, got " +
-                                        std::string(doc.type_name()));
-        if (depth_of(doc) > max_depth)
-            throw std::invalid_argument("failover: schema: nested deeper than " + std::to_string(max_depth) +
-                                        " levels");
-        check_patterns(doc, "");
-        auto s = std::shared_ptr<Schema>(new Schema(std::move(doc)));
-        try {
-            valijson::SchemaParser parser(valijson::SchemaParser::kDraft7);
-            valijson::adapters::NlohmannJsonAdapter adapter(s->doc_);
-            parser.populateSchema(adapter, *s->compiled_);
-        } catch (const std::exception& e) {
-            throw std::invalid_argument(std::string("failover: schema: ") + e.what());
-        }
-        return s;
+    /// Compiles a schema from a parsed document; its depth is checked before it is copied.
+    static std::shared_ptr<const Schema> parse(const nlohmann::json& doc, const Options& options = {}) {
+        check(options);
+        check_document(doc);
+        return build(nlohmann::json(doc), options);
     }
 
-    /// Every way `value` breaks the schema; empty when it is valid.
+    /// Compiles a schema from a parsed document, taking it over without a copy.
+    static std::shared_ptr<const Schema> parse(nlohmann::json&& doc, const Options& options = {}) {
+        check(options);
+        check_document(doc);
+        return build(std::move(doc), options);
+    }
+
+    Schema(const Schema&) = delete;
+    Schema& operator=(const Schema&) = delete;
+
+    /// Every way `value` breaks the schema (at most Options::max_errors, then a note); empty when valid.
     std::vector<Error> validate(const nlohmann::json& value) const {
         std::vector<Error> out;
-        if (depth_of(value) > max_depth) {
+        if (detail::schema::depth_of(value, max_depth) > max_depth) {
             out.push_back({"", "value nested deeper than " + std::to_string(max_depth) + " levels; not validated"});
             return out;
         }
-        if (doc_.is_boolean()) {  // valijson ignores a boolean root schema
-            if (!doc_.get<bool>()) out.push_back({"", "the schema is false: no value is valid"});
-            return out;
-        }
-        std::unique_ptr<valijson::Validator> validator = borrow_validator();
-        valijson::ValidationResults results;
-        valijson::adapters::NlohmannJsonAdapter target(value);
+        std::vector<detail::schema::Issue> issues;
         try {
-            const bool valid = validator->validate(*compiled_, target, &results);
-            return_validator(std::move(validator));
-            if (valid) return out;
-        } catch (const std::exception& e) {
-            out.push_back({"", std::string("validator error: ") + e.what()});
-            return out;
+            detail::schema::Evaluator(program_, limits()).run(value, &issues);
+        } catch (const std::exception& e) {  // out of memory
+            issues.push_back({"", std::string("validation failed: ") + e.what()});
         }
-        valijson::ValidationResults::Error err;
-        while (results.popError(err)) out.push_back({to_pointer(err.context), err.description});
-        // A failed validation must never read as "no errors".
-        if (out.empty()) out.push_back({"", "value does not match the schema"});
+        out.reserve(issues.size());
+        for (auto& i : issues) out.push_back(Error{std::move(i.pointer), std::move(i.message)});
         return out;
     }
 
-    /// True when `value` is valid.
-    bool accepts(const nlohmann::json& value) const { return validate(value).empty(); }
+    /// True when `value` is valid (stops at the first failure).
+    bool accepts(const nlohmann::json& value) const noexcept {
+        try {
+            if (detail::schema::depth_of(value, max_depth) > max_depth) return false;
+            return detail::schema::Evaluator(program_, limits()).run(value, nullptr);
+        } catch (...) {
+            return false;
+        }
+    }
 
     /// The schema document, as adapters send it to providers.
     const nlohmann::json& document() const noexcept { return doc_; }
 
+    /// The options it was compiled with.
+    const Options& options() const noexcept { return options_; }
+
 private:
-    explicit Schema(nlohmann::json doc) : doc_(std::move(doc)), compiled_(std::make_unique<valijson::Schema>()) {}
+    Schema(nlohmann::json doc, const Options& options) : doc_(std::move(doc)), options_(options) {}
 
-    // valijson caches the std::regex of each `pattern` in the Validator, and compiling one
-    // costs tens of microseconds: a fresh Validator per call recompiled every pattern on every
-    // validation. Validators are kept for reuse instead, one per concurrent caller (a
-    // Validator is not thread-safe), at most max_pooled_validators.
-    static constexpr std::size_t max_pooled_validators = 16;
-
-    std::unique_ptr<valijson::Validator> borrow_validator() const {
-        {
-            std::lock_guard lock(pool_mutex_);
-            if (!validators_.empty()) {
-                std::unique_ptr<valijson::Validator> v = std::move(validators_.back());
-                validators_.pop_back();
-                return v;
-            }
-        }
-        return std::make_unique<valijson::Validator>();
+    static ParseError too_deep() {
+        return ParseError("", "nested deeper than " + std::to_string(max_depth) + " levels");
     }
 
-    // Only a validator whose validate() returned is put back (one that threw is dropped).
-    void return_validator(std::unique_ptr<valijson::Validator> v) const noexcept {
-        std::lock_guard lock(pool_mutex_);
-        if (validators_.size() < max_pooled_validators) {
-            try {
-                validators_.push_back(std::move(v));
-            } catch (...) {  // out of memory: drop it
-            }
-        }
+    static void check(const Options& o) {
+        if (o.max_steps == 0) throw std::invalid_argument("failover: schema: Options::max_steps must be at least 1");
+        if (o.max_errors == 0) throw std::invalid_argument("failover: schema: Options::max_errors must be at least 1");
+        if (o.regex_max_mem < (64 << 10))
+            throw std::invalid_argument("failover: schema: Options::regex_max_mem must be at least 65536, got " +
+                                        std::to_string(o.regex_max_mem));
     }
 
-    // Appends one RFC 6901 reference token ("/" + key with '~' and '/' escaped).
-    static void append_token(std::string& p, std::string_view key) {
-        p += '/';
-        for (char c : key) {
-            if (c == '~') p += "~0";
-            else if (c == '/') p += "~1";
-            else p += c;
-        }
+    // Type and depth, both without recursion, before anything copies the document.
+    static void check_document(const nlohmann::json& doc) {
+        if (!doc.is_object() && !doc.is_boolean())
+            throw ParseError("", std::string("must be a JSON object or boolean, got ") + doc.type_name());
+        if (detail::schema::depth_of(doc, max_depth) > max_depth) throw too_deep();
     }
 
-    // valijson's context is {"<root>", "[key]", "[0]", ...}; RFC 6901 wants "/key/0".
-    static std::string to_pointer(const std::vector<std::string>& ctx) {
-        std::string p;
-        for (const auto& part : ctx) {
-            if (part == "<root>") continue;
-            std::string_view seg = part;
-            if (seg.size() >= 2 && seg.front() == '[' && seg.back() == ']') seg = seg.substr(1, seg.size() - 2);
-            append_token(p, seg);
+    static std::shared_ptr<const Schema> build(nlohmann::json&& doc, const Options& options) {
+        check_document(doc);
+        auto s = std::shared_ptr<Schema>(new Schema(std::move(doc), options));
+        try {
+            detail::schema::Compiler(s->program_, options.regex_max_mem).compile(s->doc_);
+        } catch (detail::schema::CompileError& e) {
+            throw ParseError(std::move(e.pointer), std::move(e.reason));
         }
-        return p;
+        return s;
     }
 
-    // Nesting depth of objects and arrays (a scalar is 0), without recursion;
-    // stops counting once past max_depth.
-    static std::size_t depth_of(const nlohmann::json& root) {
-        std::vector<std::pair<const nlohmann::json*, std::size_t>> todo{{&root, 1}};
-        std::size_t deepest = 0;
-        while (!todo.empty()) {
-            const auto [node, depth] = todo.back();
-            todo.pop_back();
-            if (!node->is_structured()) continue;
-            deepest = std::max(deepest, depth);
-            if (depth > max_depth) break;
-            for (const auto& child : *node) todo.emplace_back(&child, depth + 1);
-        }
-        return deepest;
-    }
-
-    // Compiles every regular expression the schema holds ('pattern' values and
-    // 'patternProperties' keys) the way valijson will. Values that are data, not
-    // schemas (enum, const, default, examples), are not searched. Depth is
-    // bounded by the max_depth check before it.
-    static void check_patterns(const nlohmann::json& node, const std::string& at) {
-        const auto compile = [](const std::string& re, const std::string& where) {
-            try {
-                std::regex compiled(re);
-            } catch (const std::regex_error& e) {
-                throw std::invalid_argument("failover: schema: invalid regular expression at " + where + " ('" + re +
-                                            "'): " + e.what());
-            }
-        };
-        if (node.is_array()) {
-            for (std::size_t i = 0; i < node.size(); ++i) check_patterns(node[i], at + "/" + std::to_string(i));
-            return;
-        }
-        if (!node.is_object()) return;
-        for (const auto& [key, value] : node.items()) {
-            std::string here = at;
-            append_token(here, key);
-            if (key == "enum" || key == "const" || key == "default" || key == "examples") continue;
-            if (key == "pattern" && value.is_string()) {
-                compile(value.get<std::string>(), here);
-            } else if ((key == "properties" || key == "patternProperties" || key == "definitions" ||
-                        key == "$defs" || key == "dependencies") &&
-                       value.is_object()) {
-                for (const auto& [name, sub] : value.items()) {
-                    std::string sub_at = here;
-                    append_token(sub_at, name);
-                    if (key == "patternProperties") compile(name, sub_at);
-                    check_patterns(sub, sub_at);
-                }
-            } else {
-                check_patterns(value, here);
-            }
-        }
+    detail::schema::Limits limits() const noexcept {
+        return {options_.max_steps, options_.max_errors, max_eval_depth};
     }
 
     nlohmann::json doc_;
-    std::unique_ptr<valijson::Schema> compiled_;
-    mutable std::mutex pool_mutex_;
-    mutable std::vector<std::unique_ptr<valijson::Validator>> validators_;
+    Options options_;
+    detail::schema::Program program_;
 };
 
 FAILOVER_END_NAMESPACE

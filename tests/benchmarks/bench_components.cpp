@@ -9,11 +9,6 @@
 // Multi-threaded cases report wall time per operation over all threads
 // (UseRealTime), i.e. the inverse of the throughput. Counter allocs_per_op:
 // operator new calls per operation (the breaker's must be 0).
-// GCC 12 at -O2 reports a false -Wrestrict inside valijson's json_pointer string
-// handling (GCC bug 105329); Debug builds do not see it.
-#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ == 12
-#pragma GCC diagnostic ignored "-Wrestrict"
-#endif
 #include <benchmark/benchmark.h>
 
 #include <failover/failover.hpp>
