@@ -456,7 +456,7 @@ TEST_CASE("degradation: the strict subset analysis names every problem with its 
     CHECK_FALSE(analyze_strict(Json::parse("true")).ready);
 }
 
-TEST_CASE("degradation: local presets need no key; Azure takes a key or an Entra token; OpenRouter needs one") {
+TEST_CASE("degradation: local presets need no key, Azure takes a key or an Entra token, OpenRouter needs one") {
     auto http = std::make_shared<CurlTransport>();
     CHECK_NOTHROW(Route{"ollama", OpenAICompatible::ollama("llama3.1"), http});
     CHECK_NOTHROW(Route{"vllm", OpenAICompatible::vllm("m", "http://127.0.0.1:8000/v1"), http});
