@@ -19,6 +19,7 @@
 // memory. Input never makes it throw. One parser per stream, not thread-safe.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -125,8 +126,9 @@ private:
                     continue;
                 }
             }
-            const std::size_t eol = s.find_first_of("\r\n", i);
-            const std::size_t stop = eol == std::string_view::npos ? s.size() : eol;
+            std::size_t stop = i;  // (a plain loop: find_first_of tests each byte against the set by a call)
+            while (stop < s.size() && s[stop] != '\n' && s[stop] != '\r') ++stop;
+            const std::size_t eol = stop == s.size() ? std::string_view::npos : stop;
             if (stop > i && !append(s.substr(i, stop - i))) return false;
             if (eol == std::string_view::npos) break;
             cr_ = s[eol] == '\r';

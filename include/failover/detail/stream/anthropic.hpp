@@ -61,7 +61,11 @@ public:
 
     /// The body ended cleanly: the answer as decode() assembles it, or why not.
     Result<ChatResponse> end() {
-        if (failed_) return *failed_;
+        return finish([this]() -> Result<ChatResponse> { return assemble(); });
+    }
+
+private:
+    Result<ChatResponse> assemble() {
         if (!stopped_) {
             const char* why = sse_.mid_event() ? "the body ended in the middle of an event"
                               : !started_      ? "no message_start and no message_stop"
@@ -99,7 +103,6 @@ public:
         return r;
     }
 
-private:
     struct Block {
         enum class Kind { text, tool, answer, thinking, redacted, other };
         Kind kind = Kind::other;

@@ -101,7 +101,7 @@ protected:
     /// Parses `bytes` and hands each event to `on_event(const SseEvent&) -> std::optional<Failure>`
     /// until one fails. Never throws: an exception from reading an event is a malformed_response.
     template <class OnEvent>
-    std::optional<Failure> run(std::string_view bytes, OnEvent&& on_event) noexcept {
+    std::optional<Failure> run(std::string_view bytes, OnEvent&& on_event) {
         if (failed_) return failed_;
         try {
             std::optional<Failure> parser = sse_.feed(bytes, [&](const SseEvent& e) {
@@ -120,6 +120,22 @@ protected:
             failed_ = wire::malformed(provider_, "unexpected stream structure");
         }
         return failed_;
+    }
+
+    /// Runs the body of end(): a failure it returns is kept (the decoder stays failed), and an
+    /// exception (memory) becomes a malformed_response instead of leaving end().
+    template <class Body>
+    Result<ChatResponse> finish(Body&& body) {
+        if (failed_) return *failed_;
+        try {
+            Result<ChatResponse> r = body();
+            if (!r) failed_ = r.error();
+            return r;
+        } catch (const std::exception& e) {
+            return fail(wire::malformed(provider_, std::string("unexpected stream structure (") + e.what() + ")"));
+        } catch (...) {
+            return fail(wire::malformed(provider_, "unexpected stream structure"));
+        }
     }
 
     /// Records a failure of end() so the decoder stays failed.

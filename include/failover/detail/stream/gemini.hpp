@@ -51,7 +51,11 @@ public:
 
     /// The body ended cleanly: the answer as decode() assembles it, or why not.
     Result<ChatResponse> end() {
-        if (failed_) return *failed_;
+        return finish([this]() -> Result<ChatResponse> { return assemble(); });
+    }
+
+private:
+    Result<ChatResponse> assemble() {
         if (sse_.mid_event()) return fail(ended_early(provider_, "the body ended in the middle of an event"));
         if (finish_.empty()) return fail(ended_early(provider_, "no chunk carried a finishReason"));
         Result<ChatResponse> r = wire::gemini_answer(answer_, finish_, structured_, model_, secret_);
@@ -59,7 +63,6 @@ public:
         return r;
     }
 
-private:
     std::optional<Failure> on_event(const SseEvent& e, std::vector<StreamDelta>& out) {
         if (e.type != "message" && e.type != "error") return std::nullopt;  // Gemini names no events
         const json chunk = parse(e.data);

@@ -24,6 +24,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -86,7 +87,11 @@ public:
 
     /// The body ended cleanly: the answer as decode() assembles it, or why not.
     Result<ChatResponse> end() {
-        if (failed_) return *failed_;
+        return finish([this]() -> Result<ChatResponse> { return assemble(); });
+    }
+
+private:
+    Result<ChatResponse> assemble() {
         if (!done_ && sse_.mid_event()) return fail(ended_early(provider_, "the body ended in the middle of an event"));
         if (refused_) {
             const json refusal(refusal_);
@@ -109,7 +114,6 @@ public:
         return r;
     }
 
-private:
     struct Call {
         std::int64_t key = 0;  // the provider's index
         ToolCall call{};       // id and name; arguments parsed at the end
@@ -195,9 +199,8 @@ private:
         Call* call = nullptr;
         if (index != nullptr && index->is_number_integer()) {
             const std::int64_t key = index->get<std::int64_t>();
-            for (Call& c : calls_)
-                if (c.key == key) call = &c;
-            if (call == nullptr) call = &add(key);
+            const auto known = by_key_.find(key);
+            call = known != by_key_.end() ? &calls_[known->second] : &add(key);
         } else {  // no index (some compatible servers): a fragment with an id starts a call
             if (!id.empty() || calls_.empty()) call = &add(-static_cast<std::int64_t>(calls_.size()) - 1);
             else call = &calls_.back();
@@ -229,6 +232,7 @@ private:
     Call& add(std::int64_t key) {
         Call c;
         c.key = key;
+        by_key_.emplace(key, calls_.size());
         calls_.push_back(std::move(c));
         return calls_.back();
     }
@@ -239,6 +243,7 @@ private:
     std::string refusal_{};
     bool refused_ = false;
     std::vector<Call> calls_{};
+    std::map<std::int64_t, std::size_t> by_key_{};  // the provider's index -> calls_
     std::string finish_{};
     bool finished_ = false;
     bool done_ = false;
