@@ -740,6 +740,54 @@ TEST_CASE("OpenAI stream: completeness needs the finish_reason, not [DONE]", "[s
     CHECK(after.answer->text == "Done.");
 }
 
+TEST_CASE("OpenAI stream: odd but valid shapes of compatible servers", "[sse][openai]") {
+    const OpenAICompatible a{{.base_url = "http://127.0.0.1:8080/v1", .model = "local"}};
+    SECTION("fragments without an index: an id starts a call, the rest continue the last one") {
+        const std::string bytes =
+            "data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"id\":\"c1\",\"function\":{\"name\":\"f\",\"arguments\":\"{\\\"a\\\":\"}}]}}]}\n\n"
+            "data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"function\":{\"arguments\":\"1}\"}}]}}]}\n\n"
+            "data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"id\":\"c2\",\"function\":{\"name\":\"g\",\"arguments\":\"{}\"}}]}}]}\n\n"
+            "data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\n";
+        const Outcome o = decode_whole(a.stream_decoder(plain()), bytes);
+        INFO(describe(o));
+        REQUIRE(o.answer);
+        REQUIRE(o.answer->tool_calls.size() == 2);
+        CHECK(o.answer->tool_calls[0].id == "c1");
+        CHECK(o.answer->tool_calls[0].arguments == json{{"a", 1}});
+        CHECK(o.answer->tool_calls[1].id == "c2");
+        CHECK(o.answer->tool_calls[1].name == "g");
+    }
+    SECTION("arguments that never become JSON are kept as a string, as decode() keeps them") {
+        const std::string bytes =
+            "data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"c1\",\"function\":{\"name\":\"f\",\"arguments\":\"{oops\"}}]}}]}\n\n"
+            "data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\n";
+        const Outcome o = decode_whole(a.stream_decoder(plain()), bytes);
+        REQUIRE(o.answer);
+        CHECK(o.answer->tool_calls.at(0).arguments == json("{oops"));
+    }
+    SECTION("a call whose name never came is malformed") {
+        const std::string bytes =
+            "data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"c1\",\"function\":{\"arguments\":\"{}\"}}]}}]}\n\n"
+            "data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\n";
+        const Outcome o = decode_whole(a.stream_decoder(plain()), bytes);
+        REQUIRE(o.failure);
+        CHECK(o.failure->reason == Reason::malformed_response);
+        CHECK_THAT(o.failure->message, Catch::Contains("no function name"));
+    }
+    SECTION("an error event whose data is not JSON is still a server error, and other choices are ignored") {
+        const Outcome e = decode_whole(a.stream_decoder(plain()), "event: error\ndata: upstream exploded\n\n");
+        REQUIRE(e.failure);
+        CHECK(e.failure->reason == Reason::server_error);
+        const Outcome n = decode_whole(
+            a.stream_decoder(plain()),
+            "data: {\"choices\":[{\"index\":1,\"delta\":{\"content\":\"other\"}},{\"index\":0,\"delta\":{\"content\":\"mine\"}}]}\n\n"
+            "data: {\"choices\":[{\"index\":1,\"delta\":{},\"finish_reason\":\"length\"},{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n");
+        REQUIRE(n.answer);
+        CHECK(n.answer->text == "mine");
+        CHECK(n.answer->finish_reason == FinishReason::stop);
+    }
+}
+
 TEST_CASE("OpenAI stream: every split decodes like the whole stream", "[sse][openai][splits]") {
     const OpenAI a = openai();
     check_split_invariance("openai", [&](const ChatRequest& r) { return a.stream_decoder(r); });
@@ -883,6 +931,41 @@ TEST_CASE("Anthropic stream: pings, unknown events and deltas are ignored, nothi
     CHECK(o.answer->usage.output_tokens == 9);
 }
 
+TEST_CASE("Anthropic stream: a tool input cut by max_tokens, a delta for no block", "[sse][anthropic]") {
+    const Anthropic a = anthropic();
+    const auto ev = [](const std::string& type, const json& data) { return "event: " + type + "\ndata: " + data.dump() + "\n\n"; };
+    const std::string start = ev("message_start", {{"type", "message_start"}, {"message", {{"model", "m"}, {"usage", {{"input_tokens", 3}}}}}});
+    const std::string tool = ev("content_block_start", {{"type", "content_block_start"},
+                                                        {"index", 0},
+                                                        {"content_block", {{"type", "tool_use"}, {"id", "t1"}, {"name", "f"}, {"input", json::object()}}}});
+    const std::string piece = ev("content_block_delta", {{"type", "content_block_delta"},
+                                                         {"index", 0},
+                                                         {"delta", {{"type", "input_json_delta"}, {"partial_json", "{\"a\": [1, 2"}}}});
+    const auto stop = [&](const char* reason) {
+        return ev("content_block_stop", {{"type", "content_block_stop"}, {"index", 0}}) +
+               ev("message_delta", {{"type", "message_delta"}, {"delta", {{"stop_reason", reason}}}, {"usage", {{"output_tokens", 9}}}}) +
+               ev("message_stop", {{"type", "message_stop"}});
+    };
+    const Outcome cut = decode_whole(a.stream_decoder(plain()), start + tool + piece + stop("max_tokens"));
+    INFO(describe(cut));
+    REQUIRE(cut.answer);
+    CHECK(cut.answer->finish_reason == FinishReason::length);
+    CHECK(cut.answer->tool_calls.at(0).arguments == json("{\"a\": [1, 2"));  // kept for the tool-call gate to report
+    const Outcome broken = decode_whole(a.stream_decoder(plain()), start + tool + piece + stop("tool_use"));
+    REQUIRE(broken.failure);
+    CHECK(broken.failure->reason == Reason::malformed_response);
+    const Outcome stray = decode_whole(a.stream_decoder(plain()), start + piece);
+    REQUIRE(stray.failure);
+    CHECK(stray.failed_in_feed);
+    CHECK_THAT(stray.failure->message, Catch::Contains("never started"));
+    const Outcome unknown = decode_whole(a.stream_decoder(plain()), start + "event: brand_new\ndata: not json\n\n" + tool +
+                                                                      ev("content_block_delta", {{"type", "content_block_delta"}, {"index", 0},
+                                                                                                 {"delta", {{"type", "input_json_delta"}, {"partial_json", "{}"}}}}) +
+                                                                      stop("tool_use"));
+    REQUIRE(unknown.answer);  // an unknown event is ignored whatever its data
+    CHECK(unknown.answer->tool_calls.at(0).arguments == json::object());
+}
+
 TEST_CASE("Anthropic stream: every split decodes like the whole stream", "[sse][anthropic][splits]") {
     const Anthropic a = anthropic();
     check_split_invariance("anthropic", [&](const ChatRequest& r) { return a.stream_decoder(r); });
@@ -998,6 +1081,19 @@ TEST_CASE("Gemini stream: structured output, policy stops, error chunks, no fini
 TEST_CASE("Gemini stream: every split decodes like the whole stream", "[sse][gemini][splits]") {
     const Gemini g = gemini();
     check_split_invariance("gemini", [&](const ChatRequest& r) { return g.stream_decoder(r); });
+}
+
+TEST_CASE("decoders: a decoder moved mid-stream carries on", "[sse][decoder]") {
+    const std::string bytes = fixture("anthropic/tool_use.sse");
+    auto d = anthropic().stream_decoder(plain());
+    std::vector<StreamDelta> out;
+    REQUIRE(!d.feed(std::string_view(bytes).substr(0, bytes.size() / 2), out));
+    auto moved = std::move(d);
+    REQUIRE(!moved.feed(std::string_view(bytes).substr(bytes.size() / 2), out));
+    const Result<ChatResponse> r = moved.end();
+    REQUIRE(r.has_value());
+    CHECK(r->tool_calls.size() == 2);
+    CHECK(moved.bytes() == bytes.size());
 }
 
 TEST_CASE("decoders: garbage never throws, and an oversized event is response_too_large", "[sse][garbage]") {
