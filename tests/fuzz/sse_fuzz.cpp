@@ -6,7 +6,8 @@
 // Beyond "never crashes, never throws, never trips ASan/UBSan" it checks the
 // contracts: feeding in pieces gives exactly the deltas and the outcome of one
 // feed, a failure is sticky, and every delta is well formed. A broken contract
-// aborts, which libFuzzer reports with the input.
+// aborts, which libFuzzer reports with the input. SSE_FUZZ_ONLY=<target> in the
+// environment spends a whole run on one decoder (see forced_target).
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -114,9 +115,19 @@ std::string events(std::string_view body, std::size_t piece, StreamLimits limits
 
 }  // namespace
 
+/// SSE_FUZZ_ONLY=openai|anthropic|gemini|sse fixes the target (bit 0 still picks plain or
+/// structured), so one run can be spent on one decoder.
+static int forced_target() {
+    const char* only = std::getenv("SSE_FUZZ_ONLY");  // NOLINT(concurrency-mt-unsafe): read once
+    if (only == nullptr) return -1;
+    const std::string_view v = only;
+    return v == "openai" ? 0 : v == "anthropic" ? 2 : v == "gemini" ? 4 : v == "sse" ? 6 : -1;
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     if (size == 0) return 0;
-    const unsigned pick = data[0] & 7u;
+    static const int forced = forced_target();
+    const unsigned pick = forced < 0 ? (data[0] & 7u) : static_cast<unsigned>(forced) | (data[0] & 1u);
     const std::size_t piece = 1 + (data[0] >> 3);
     const std::string_view body(reinterpret_cast<const char*>(data + 1), size - 1);
     static const OpenAI openai{{.model = "gpt-4o", .api_key = "sk-fuzz-0123456789abcdef", .base_url = "http://127.0.0.1:1/v1"}};

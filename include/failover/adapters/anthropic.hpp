@@ -17,7 +17,9 @@
 // stop_details.category; model_context_window_exceeded is context_too_long.
 // classify(): 529 overloaded_error -> transient overloaded; 402 billing_error
 // and spend-limit 400s -> terminal quota_exhausted; "prompt is too long" /
-// "exceed context limit" -> context_too_long.
+// "exceed context limit" -> context_too_long. Streaming: encode_stream() adds
+// "stream": true; stream_decoder() reads the event stream (detail/stream/anthropic.hpp).
+// decode and the decoder share detail/anthropic_wire.hpp.
 #pragma once
 
 #include <cstddef>

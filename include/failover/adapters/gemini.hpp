@@ -22,7 +22,9 @@
 // quota (a QuotaFailure quotaId containing "PerDay", or "exceeded your current
 // quota" in the message): terminal quota_exhausted. RetryInfo.retryDelay fills
 // retry_after when no header did. UNAVAILABLE is overloaded; "input token
-// count" (INVALID_ARGUMENT) is context_too_long.
+// count" (INVALID_ARGUMENT) is context_too_long. Streaming: encode_stream() calls
+// :streamGenerateContent?alt=sse; stream_decoder() reads it (detail/stream/gemini.hpp).
+// decode and the decoder share detail/gemini_wire.hpp.
 #pragma once
 
 #include <chrono>

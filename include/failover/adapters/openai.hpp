@@ -10,7 +10,9 @@
 // are parsed (text that does not parse is kept as a JSON string value).
 // classify() turns insufficient_quota into a terminal quota_exhausted,
 // context_length_exceeded into context_too_long, invalid_prompt and Azure-style
-// content_filter bodies into policy failures.
+// content_filter bodies into policy failures. Streaming: encode_stream() adds
+// "stream": true and stream_options.include_usage; stream_decoder() reads the
+// chunks (detail/stream/openai.hpp).
 #pragma once
 
 #include <optional>

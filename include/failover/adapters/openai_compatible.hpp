@@ -11,6 +11,8 @@
 // classify() is OpenAI's plus the local servers' signals: exceed_context_size_error
 // and "maximum context length" mean context_too_long, llama.cpp's
 // unavailable_error (model loading) is overloaded, not_supported_error terminal.
+// Streaming is OpenAI's (detail/stream/openai.hpp), stream_options included:
+// servers that do not know it ignore it.
 #pragma once
 
 #include <optional>
