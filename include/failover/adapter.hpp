@@ -3,17 +3,25 @@
 // ChatRequest to its provider's wire format (encode) and the provider's answer
 // back (decode); it may refine the generic classification of an error response
 // with its provider's own signals (classify). A local adapter (a canned reply,
-// a cache) answers without a transport (respond).
+// a cache) answers without a transport (respond). A streaming adapter also
+// encodes a streaming request (encode_stream) and hands out one decoder per
+// attempt (stream_decoder) that turns the body into StreamDeltas and, at the
+// end, into the same ChatResponse decode() would give.
 #pragma once
 
 #include <chrono>
 #include <concepts>
+#include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "failover/classifier.hpp"
 #include "failover/failure.hpp"
 #include "failover/request.hpp"
 #include "failover/response.hpp"
+#include "failover/stream.hpp"
 #include "failover/transport.hpp"
 #include "failover/version.hpp"
 
@@ -77,15 +85,35 @@ Failure classify_response(const HttpResponse& res, std::chrono::system_clock::ti
     });
 }
 
-/// An HTTP adapter that can stream: encode_stream(request) asks the provider for a
-/// stream, and stream_decoder(request) makes the per-attempt decoder whose
-/// feed(bytes, deltas&) -> std::optional<Failure> turns bytes into StreamDeltas as they
-/// arrive and whose end() -> Result<ChatResponse> assembles the whole answer.
+/// What decodes one streamed attempt: feed(bytes, out) appends the deltas the next bytes of the
+/// body complete (any split) and returns a Failure when the stream says the attempt failed
+/// (after which it accepts no more input); end() is called when the body ended cleanly and
+/// returns the whole answer, exactly as decode() would assemble it, or a Failure (a stream
+/// without its end is malformed_response). One per attempt, not thread-safe, never throws.
+template <class D>
+concept StreamDecoder = std::movable<D> && requires(D& d, std::string_view bytes, std::vector<StreamDelta>& out) {
+    { d.feed(bytes, out) } -> std::same_as<std::optional<Failure>>;
+    { d.end() } -> std::same_as<Result<ChatResponse>>;
+};
+
+/// An HTTP adapter that can also stream: encode_stream(request) is the streaming request
+/// (server-sent events), stream_decoder(request) a fresh decoder for one attempt.
+/// @code
+/// auto http = adapter.encode_stream(req);
+/// auto decoder = adapter.stream_decoder(req);
+/// std::vector<StreamDelta> deltas;
+/// if (auto f = decoder.feed(bytes, deltas)) return *f;   // an error event, a policy block...
+/// Result<ChatResponse> whole = decoder.end();          // when the body ended
+/// @endcode
 template <class A>
 concept StreamingAdapter = HttpAdapter<A> && requires(const A& a, const ChatRequest& req) {
     { a.encode_stream(req) } -> std::same_as<Result<HttpRequest>>;
-    a.stream_decoder(req);
+    { a.stream_decoder(req) } -> StreamDecoder;
 };
+
+/// The decoder type a streaming adapter hands out.
+template <StreamingAdapter A>
+using stream_decoder_t = decltype(std::declval<const A&>().stream_decoder(std::declval<const ChatRequest&>()));
 
 /// Any adapter a Route accepts.
 template <class A>

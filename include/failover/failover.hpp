@@ -11,6 +11,8 @@
 #include "failover/request.hpp"
 #include "failover/response.hpp"
 #include "failover/transport.hpp"
+#include "failover/stream.hpp"
+#include "failover/sse.hpp"
 #include "failover/adapter.hpp"
 #include "failover/clock.hpp"
 #include "failover/classifier.hpp"

@@ -23,6 +23,10 @@ struct Thinking;
 struct ChatRequest;
 struct ChatResponse;
 struct Usage;
+struct StreamDelta;
+struct StreamLimits;
+struct SseEvent;
+class SseParser;
 
 struct HttpRequest;
 struct HttpResponse;

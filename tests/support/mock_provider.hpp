@@ -29,6 +29,14 @@
 // When an http(s)_proxy variable is set, the constructor adds 127.0.0.1 to
 // no_proxy so loopback traffic stays local.
 //
+// Streaming: a request that asks for a stream (OpenAI, Azure and compatible:
+// body "stream": true; Anthropic: "stream": true; Gemini: a path ending in
+// :streamGenerateContent with alt=sse) gets its answer as server-sent events in
+// the provider's shapes, chunked, keep-alive kept after a normal end (see
+// "streaming" below); the same scripts, counters and provider rules apply. The
+// Fault's stream modifiers (pieces, paced, stall_first, stall_after, cut_after,
+// error_after, without_terminator, malformed_after) shape the stream.
+//
 // Self-contained on purpose: only the standard library, POSIX and nlohmann/json.
 #pragma once
 
@@ -150,6 +158,18 @@ struct Fault {
     bool interim_continue = false;           ///< send "100 Continue" (with a header) before the response
     std::optional<std::string> retry_delay;  ///< Gemini body RetryInfo.retryDelay seconds
     std::string thinking;                    ///< Anthropic: a signed thinking block before the content
+
+    // Streamed answers (see "streaming" below). Positions count content events only.
+    /// Used by stall_first / stall_after: stall until the client goes away.
+    static constexpr std::chrono::milliseconds forever = std::chrono::milliseconds::max();
+    std::size_t piece_chars = 8;                    ///< bytes of text per content event (at a UTF-8 boundary)
+    std::chrono::milliseconds pace{0};              ///< pause before every event
+    std::optional<std::size_t> stall_at;            ///< stall after this many content events
+    std::chrono::milliseconds stall_for = forever;  ///< how long the stall lasts
+    std::optional<std::size_t> cut_at;              ///< close the connection abruptly after this many
+    std::optional<std::size_t> error_at;            ///< the provider's error event after this many, then the end
+    std::optional<std::size_t> malformed_at;        ///< a data line that is not JSON after this many
+    bool no_terminator = false;                     ///< end cleanly without what marks the end of the answer
 
     /// 200 with a text answer.
     static Fault ok(std::string text = "ok") {
@@ -328,7 +348,8 @@ struct Fault {
         return f;
     }
     /// Anthropic: starts the answer with a thinking block (its signature is one the mock
-    /// issued for this model; it must come back unchanged, and only to this model).
+    /// issued for this model; it must come back unchanged, and only to this model). Streamed:
+    /// thinking_delta pieces, then one signature_delta.
     Fault with_thinking(std::string thought) const {
         Fault f = *this;
         f.thinking = std::move(thought);
@@ -338,6 +359,63 @@ struct Fault {
     Fault with_interim_continue() const {
         Fault f = *this;
         f.interim_continue = true;
+        return f;
+    }
+
+    // ---- stream modifiers: they shape a streamed answer and do nothing to a whole one. An
+    // event position n counts content events (the ones that carry a piece of the answer:
+    // OpenAI chunks with delta content, refusal or tool_calls; Anthropic content_block_delta;
+    // Gemini chunks with parts), never pings, block starts or headers; n larger than the
+    // answer has content events means after the last one.
+
+    /// Each text or JSON content event carries about `chars` bytes (never splitting a UTF-8 character).
+    Fault pieces(std::size_t chars) const {
+        Fault f = *this;
+        f.piece_chars = chars == 0 ? 1 : chars;
+        return f;
+    }
+    /// A slow drip: this pause before every event.
+    Fault paced(std::chrono::milliseconds interval) const {
+        Fault f = *this;
+        f.pace = interval;
+        return f;
+    }
+    /// Headers sent, then nothing for `d` before the first event (forever: until the client goes away).
+    Fault stall_first(std::chrono::milliseconds d = forever) const { return stall_after(0, d); }
+    /// A stall mid-stream after `events` content events, for `d` (forever: until the client goes away).
+    Fault stall_after(std::size_t events, std::chrono::milliseconds d = forever) const {
+        Fault f = *this;
+        f.stall_at = events;
+        f.stall_for = d;
+        return f;
+    }
+    /// The connection is closed abruptly after `events` content events: no terminator, no chunked end.
+    Fault cut_after(std::size_t events) const {
+        Fault f = *this;
+        f.cut_at = events;
+        return f;
+    }
+    /// The provider's mid-stream error event after `events` content events, then the stream ends
+    /// (OpenAI `data: {"error":...}` server_error; Anthropic `event: error` overloaded_error;
+    /// Gemini a chunk {"error":{"code":503,"status":"UNAVAILABLE"}}). with_code / with_message
+    /// override its code (OpenAI error.code, Anthropic error.type, Gemini error.status) and message.
+    Fault error_after(std::size_t events) const {
+        Fault f = *this;
+        f.error_at = events;
+        return f;
+    }
+    /// The stream ends cleanly (chunked end) without what marks the end of the answer: OpenAI
+    /// without the finish chunk, the usage chunk and [DONE]; Anthropic without the last
+    /// content_block_stop, message_delta and message_stop; Gemini without the finishReason chunk.
+    Fault without_terminator() const {
+        Fault f = *this;
+        f.no_terminator = true;
+        return f;
+    }
+    /// A data line that is not JSON after `events` content events; the stream then goes on.
+    Fault malformed_after(std::size_t events) const {
+        Fault f = *this;
+        f.malformed_at = events;
         return f;
     }
 };
@@ -734,6 +812,7 @@ private:
         std::string reject;  // non-empty: answer this validation error instead of the fault
         int reject_status = 400;
         MockRoute* route = nullptr;
+        bool stream = false;  // the request asked for server-sent events
     };
 
     void serve(int fd) {
@@ -803,8 +882,8 @@ private:
             wire = Wire::ollama;
             return true;
         }
-        constexpr std::string_view gen = ":generateContent";
-        if (ends_with(rest, gen)) {
+        for (const std::string_view gen : {std::string_view(":generateContent"), std::string_view(":streamGenerateContent")}) {
+            if (!ends_with(rest, gen)) continue;
             wire = Wire::gemini;
             const auto models = rest.rfind("/models/");
             if (models == std::string_view::npos) return false;
@@ -1183,6 +1262,8 @@ private:
         }
         p.reject = validate(rec, wire, r.require_auth_, body, p.reject_status);
         if (!p.reject.empty()) return p;
+        p.stream = wants_stream(rec, wire, body, p.reject);
+        if (!p.reject.empty()) return p;
         if (model.empty() && body.contains("model") && body["model"].is_string())
             model = body["model"].get<std::string>();
         p.model = model.empty() ? "mock-model" : model;
@@ -1254,7 +1335,9 @@ private:
                 ::shutdown(fd, SHUT_WR);
                 return false;
             }
-            default: return send_reply(fd, req, p, build(p, request_json));
+            default:
+                if (p.stream && streamed(p)) return stream_reply(fd, req, p, request_json);
+                return send_reply(fd, req, p, build(p, request_json));
         }
     }
 
@@ -1413,26 +1496,42 @@ private:
         return Json{{"unexpected", true}};
     }
 
+    /// What a success answers with, whole or streamed.
+    struct Answer {
+        std::string text;       ///< answer text, refusal text, or the structured answer's JSON text
+        Json answer;            ///< the structured answer (ok_json / schema_invalid)
+        bool structured = false;
+        std::int64_t in = 0;    ///< usage
+        std::int64_t out = 0;
+    };
+
+    static Answer answer_of(const Plan& p, const Fault& f, const Json& req) {
+        Answer a;
+        a.in = tokens_of(req.is_null() ? 0 : req.dump().size());
+        if (f.kind == Fault::Kind::ok_json) {
+            a.answer = f.payload;
+            a.structured = true;
+        } else if (f.kind == Fault::Kind::schema_invalid) {
+            a.answer = f.payload.is_null() ? violating(requested_schema(p.wire, req)) : f.payload;
+            a.structured = true;
+        }
+        if (a.structured)
+            a.text = a.answer.dump();
+        else if (f.kind == Fault::Kind::ok_text || f.kind == Fault::Kind::refusal)
+            a.text = f.text;
+        a.out = tokens_of(a.text.size() + f.tool_name.size() + (f.payload.is_null() ? 0 : f.payload.dump().size()));
+        return a;
+    }
+
     Reply success_reply(const Plan& p, const Fault& f, const Json& req) const {
         Reply r;
         r.headers = base_headers(p);
-        const std::int64_t in = tokens_of(req.is_null() ? 0 : req.dump().size());
-        std::string text;
-        Json answer;  // structured answer (ok_json / schema_invalid)
-        bool structured = false;
-        if (f.kind == Fault::Kind::ok_json) {
-            answer = f.payload;
-            structured = true;
-        } else if (f.kind == Fault::Kind::schema_invalid) {
-            answer = f.payload.is_null() ? violating(requested_schema(p.wire, req)) : f.payload;
-            structured = true;
-        }
-        if (structured)
-            text = answer.dump();
-        else if (f.kind == Fault::Kind::ok_text || f.kind == Fault::Kind::refusal)
-            text = f.text;
-        const std::int64_t out =
-            tokens_of(text.size() + f.tool_name.size() + (f.payload.is_null() ? 0 : f.payload.dump().size()));
+        Answer a = answer_of(p, f, req);
+        const std::int64_t in = a.in;
+        const std::int64_t out = a.out;
+        std::string text = std::move(a.text);
+        Json answer = std::move(a.answer);
+        const bool structured = a.structured;
         const std::string seq = std::to_string(p.seq);
 
         switch (p.wire) {
@@ -1847,6 +1946,366 @@ private:
             }
             default: return success_reply(p, f, req);
         }
+    }
+
+    // ---- streaming ---------------------------------------------------------------------------
+    // A request that asks for a stream (Chat Completions and Messages: body "stream": true;
+    // Gemini: :streamGenerateContent?alt=sse) gets, for the answers a provider streams (ok,
+    // ok_json, schema_invalid, tool_call, refusal, content_filter, safety_block), HTTP/1.1 200
+    // text/event-stream in chunked transfer encoding, one HTTP chunk per event, in the
+    // provider's own event shapes; the connection stays open after a normal end. Every other
+    // Fault (status, quota, context length, Azure's prompt filter, hang, reset, truncated,
+    // oversized, malformed_json, wrong_content_type, raw) answers exactly as it does unstreamed.
+
+    /// Where an event stands in the answer: the stream modifiers count `content` events;
+    /// without_terminator() drops `closing` ones.
+    enum class Part { structure, content, closing };
+    struct Frame {
+        Part part = Part::structure;
+        std::string bytes;  // the whole SSE event, blank line included
+    };
+
+    /// Whether the request asks for a stream; sets `reject` when it asks in a way the mock
+    /// does not serve (Gemini's JSON-array stream without alt=sse).
+    static bool wants_stream(const RecordedRequest& rec, Wire wire, const Json& body, std::string& reject) {
+        switch (wire) {
+            case Wire::openai:
+            case Wire::azure:
+            case Wire::anthropic:
+                return body.is_object() && body.contains("stream") && body["stream"] == true;
+            case Wire::gemini: {
+                constexpr std::string_view tail = ":streamGenerateContent";
+                const std::string_view path = rec.path;
+                if (path.size() < tail.size() || path.substr(path.size() - tail.size()) != tail) return false;
+                std::string_view q = rec.query;
+                bool sse = false;
+                while (!q.empty()) {
+                    const auto amp = q.find('&');
+                    sse = sse || q.substr(0, amp) == "alt=sse";
+                    if (amp == std::string_view::npos) break;
+                    q.remove_prefix(amp + 1);
+                }
+                if (!sse) reject = "mock: streamGenerateContent is served only with alt=sse (server-sent events)";
+                return sse;
+            }
+            case Wire::ollama: return false;
+        }
+        return false;
+    }
+
+    /// Whether the fault is an answer the provider would stream (Azure's prompt filter is a 400).
+    static bool streamed(const Plan& p) {
+        switch (p.fault.kind) {
+            case Fault::Kind::ok_text:
+            case Fault::Kind::ok_json:
+            case Fault::Kind::tool_call:
+            case Fault::Kind::schema_invalid:
+            case Fault::Kind::refusal: return true;
+            case Fault::Kind::content_filter:
+            case Fault::Kind::safety_block: return p.wire != Wire::azure;
+            default: return false;
+        }
+    }
+
+    /// `text` in pieces of about `n` bytes, never splitting a UTF-8 character.
+    static std::vector<std::string> split_pieces(const std::string& text, std::size_t n) {
+        std::vector<std::string> out;
+        std::size_t i = 0;
+        while (i < text.size()) {
+            std::size_t end = std::min(text.size(), i + n);
+            while (end < text.size() && (static_cast<unsigned char>(text[end]) & 0xC0u) == 0x80u) ++end;
+            out.push_back(text.substr(i, end - i));
+            i = end;
+        }
+        return out;
+    }
+
+    static std::string sse_data(const Json& data, bool crlf = false) {
+        return "data: " + data.dump() + (crlf ? "\r\n\r\n" : "\n\n");
+    }
+    static std::string sse_event(const std::string& type, const Json& data) {
+        return "event: " + type + "\ndata: " + data.dump() + "\n\n";
+    }
+
+    /// The events of a streamed answer, in order.
+    std::vector<Frame> stream_frames(const Plan& p, const Fault& f, const Json& req) const {
+        const Answer a = answer_of(p, f, req);
+        const std::string seq = std::to_string(p.seq);
+        std::vector<Frame> frames;
+        auto add = [&frames](Part part, std::string bytes) { frames.push_back(Frame{part, std::move(bytes)}); };
+        switch (p.wire) {
+            case Wire::openai:
+            case Wire::azure: {
+                const bool usage_chunk = req.contains("stream_options") && req["stream_options"].is_object() &&
+                                         req["stream_options"].value("include_usage", false);
+                auto chunk = [&](Json choices) {
+                    Json c = {{"id", "chatcmpl-mock" + seq},
+                              {"object", "chat.completion.chunk"},
+                              {"created", 1700000000 + static_cast<std::int64_t>(p.seq)},
+                              {"model", p.model},
+                              {"system_fingerprint", "fp_mock"},
+                              {"choices", std::move(choices)}};
+                    if (usage_chunk) c["usage"] = nullptr;
+                    return c;
+                };
+                auto choice = [](Json delta, Json finish = nullptr) {
+                    return Json::array(
+                        {{{"index", 0}, {"delta", std::move(delta)}, {"logprobs", nullptr}, {"finish_reason", std::move(finish)}}});
+                };
+                const Json safe = {{"hate", {{"filtered", false}, {"severity", "safe"}}},
+                                   {"self_harm", {{"filtered", false}, {"severity", "safe"}}},
+                                   {"sexual", {{"filtered", false}, {"severity", "safe"}}},
+                                   {"violence", {{"filtered", false}, {"severity", "safe"}}}};
+                if (p.wire == Wire::azure)  // Azure opens with the prompt's filter results and no choices
+                    add(Part::structure, sse_data({{"id", ""},
+                                                   {"object", ""},
+                                                   {"created", 0},
+                                                   {"model", ""},
+                                                   {"choices", Json::array()},
+                                                   {"prompt_filter_results",
+                                                    Json::array({{{"prompt_index", 0}, {"content_filter_results", safe}}})}}));
+                add(Part::structure, sse_data(chunk(choice({{"role", "assistant"}, {"content", ""}, {"refusal", nullptr}}))));
+                std::string finish = "stop";
+                if (f.kind == Fault::Kind::tool_call) {
+                    add(Part::content, sse_data(chunk(choice({{"tool_calls",
+                                                               Json::array({{{"index", 0},
+                                                                             {"id", "call_mock" + seq},
+                                                                             {"type", "function"},
+                                                                             {"function", {{"name", f.tool_name}, {"arguments", ""}}}}})}}))));
+                    for (const std::string& piece : split_pieces(f.payload.dump(), f.piece_chars))
+                        add(Part::content,
+                            sse_data(chunk(choice(
+                                {{"tool_calls", Json::array({{{"index", 0}, {"function", {{"arguments", piece}}}}})}}))));
+                    finish = "tool_calls";
+                } else if (f.kind == Fault::Kind::refusal) {
+                    for (const std::string& piece : split_pieces(a.text, f.piece_chars))
+                        add(Part::content, sse_data(chunk(choice({{"refusal", piece}}))));
+                } else if (f.kind == Fault::Kind::content_filter || f.kind == Fault::Kind::safety_block) {
+                    finish = "content_filter";
+                } else {
+                    for (const std::string& piece : split_pieces(a.text, f.piece_chars))
+                        add(Part::content, sse_data(chunk(choice({{"content", piece}}))));
+                }
+                Json last = chunk(choice(Json::object(), finish));
+                if (p.wire == Wire::azure) {
+                    Json results = safe;
+                    if (finish == "content_filter") results["violence"] = {{"filtered", true}, {"severity", "high"}};
+                    last["choices"][0]["content_filter_results"] = results;
+                }
+                add(Part::closing, sse_data(last));
+                if (usage_chunk) {
+                    Json u = chunk(Json::array());
+                    u["usage"] = {{"prompt_tokens", a.in},
+                                  {"completion_tokens", a.out},
+                                  {"total_tokens", a.in + a.out},
+                                  {"prompt_tokens_details", {{"cached_tokens", 0}}},
+                                  {"completion_tokens_details", {{"reasoning_tokens", 0}}}};
+                    add(Part::closing, sse_data(u));
+                }
+                add(Part::closing, "data: [DONE]\n\n");
+                return frames;
+            }
+            case Wire::anthropic: {
+                add(Part::structure,
+                    sse_event("message_start", {{"type", "message_start"},
+                                                {"message",
+                                                 {{"id", "msg_mock" + seq},
+                                                  {"type", "message"},
+                                                  {"role", "assistant"},
+                                                  {"model", p.model},
+                                                  {"content", Json::array()},
+                                                  {"stop_reason", nullptr},
+                                                  {"stop_sequence", nullptr},
+                                                  {"usage",
+                                                   {{"input_tokens", a.in},
+                                                    {"output_tokens", 1},
+                                                    {"cache_creation_input_tokens", 0},
+                                                    {"cache_read_input_tokens", 0}}}}}}));
+                int index = 0;
+                auto start = [&](Json block) {
+                    add(Part::structure, sse_event("content_block_start",
+                                                   {{"type", "content_block_start"}, {"index", index}, {"content_block", std::move(block)}}));
+                };
+                auto delta = [&](Json d) {
+                    add(Part::content, sse_event("content_block_delta",
+                                                 {{"type", "content_block_delta"}, {"index", index}, {"delta", std::move(d)}}));
+                };
+                auto stop_block = [&](Part part) {
+                    add(part, sse_event("content_block_stop", {{"type", "content_block_stop"}, {"index", index}}));
+                    ++index;
+                };
+                if (!f.thinking.empty()) {
+                    start({{"type", "thinking"}, {"thinking", ""}});
+                    add(Part::structure, sse_event("ping", {{"type", "ping"}}));
+                    for (const std::string& piece : split_pieces(f.thinking, f.piece_chars))
+                        delta({{"type", "thinking_delta"}, {"thinking", piece}});
+                    delta({{"type", "signature_delta"}, {"signature", signature_for("claude", p.model, p.seq)}});
+                    stop_block(Part::structure);
+                }
+                std::string stop = "end_turn";
+                Json stop_details = nullptr;
+                const std::string forced = forced_tool(req);
+                if (f.kind == Fault::Kind::tool_call || (a.structured && !forced.empty())) {
+                    const std::string name = f.kind == Fault::Kind::tool_call ? f.tool_name : forced;
+                    const Json input = f.kind == Fault::Kind::tool_call ? f.payload : a.answer;
+                    start({{"type", "tool_use"}, {"id", "toolu_mock" + seq}, {"name", name}, {"input", Json::object()}});
+                    for (const std::string& piece : split_pieces(input.dump(), f.piece_chars))
+                        delta({{"type", "input_json_delta"}, {"partial_json", piece}});
+                    stop_block(Part::closing);
+                    stop = "tool_use";
+                } else if (f.kind == Fault::Kind::refusal || f.kind == Fault::Kind::content_filter ||
+                           f.kind == Fault::Kind::safety_block) {
+                    stop = "refusal";
+                    stop_details = {
+                        {"type", "refusal"},
+                        {"category", nullptr},
+                        {"explanation", f.kind == Fault::Kind::refusal ? f.text : "blocked by a safety classifier"}};
+                } else {
+                    start({{"type", "text"}, {"text", ""}});
+                    if (f.thinking.empty()) add(Part::structure, sse_event("ping", {{"type", "ping"}}));
+                    for (const std::string& piece : split_pieces(a.text, f.piece_chars))
+                        delta({{"type", "text_delta"}, {"text", piece}});
+                    stop_block(Part::closing);
+                }
+                Json md = {{"stop_reason", stop}, {"stop_sequence", nullptr}};
+                if (!stop_details.is_null()) md["stop_details"] = stop_details;
+                add(Part::closing, sse_event("message_delta", {{"type", "message_delta"}, {"delta", md}, {"usage", {{"output_tokens", a.out}}}}));
+                add(Part::closing, sse_event("message_stop", {{"type", "message_stop"}}));
+                return frames;
+            }
+            case Wire::gemini: {
+                const Json usage = {{"promptTokenCount", a.in}, {"candidatesTokenCount", a.out}, {"totalTokenCount", a.in + a.out}};
+                const Json ratings = Json::array(
+                    {{{"category", "HARM_CATEGORY_DANGEROUS_CONTENT"}, {"probability", "HIGH"}, {"blocked", true}}});
+                auto chunk = [&](Json candidate) {
+                    return Json{{"candidates", Json::array({std::move(candidate)})}, {"modelVersion", p.model}, {"responseId", "mock-" + seq}};
+                };
+                auto parts = [](Json part) {
+                    return Json{{"content", {{"parts", Json::array({std::move(part)})}, {"role", "model"}}}, {"index", 0}};
+                };
+                if (f.kind == Fault::Kind::safety_block) {  // the only chunk: a blocked prompt has no candidates
+                    add(Part::structure, sse_data({{"promptFeedback", {{"blockReason", "SAFETY"}, {"safetyRatings", ratings}}},
+                                                   {"usageMetadata", {{"promptTokenCount", a.in}, {"totalTokenCount", a.in}}},
+                                                   {"modelVersion", p.model}},
+                                                  true));
+                    return frames;
+                }
+                std::string finish = "STOP";
+                Json last_candidate = {{"finishReason", finish}, {"index", 0}};
+                if (f.kind == Fault::Kind::content_filter) {
+                    last_candidate = {{"finishReason", "SAFETY"}, {"index", 0}, {"safetyRatings", ratings}};
+                } else if (f.kind == Fault::Kind::tool_call) {
+                    // Like Gemini: no functionCall.id, and the call signed with an opaque thoughtSignature.
+                    add(Part::content, sse_data(chunk(parts({{"functionCall", {{"name", f.tool_name}, {"args", f.payload}}},
+                                                             {"thoughtSignature", signature_for("gemini", p.model, p.seq)}})),
+                                                true));
+                } else {
+                    for (const std::string& piece : split_pieces(a.text, f.piece_chars))
+                        add(Part::content, sse_data(chunk(parts({{"text", piece}})), true));
+                }
+                Json last = chunk(std::move(last_candidate));
+                last["usageMetadata"] = usage;
+                add(Part::closing, sse_data(last, true));
+                return frames;
+            }
+            case Wire::ollama: break;
+        }
+        return frames;
+    }
+
+    /// The provider's error event in the middle of a stream.
+    static std::string error_frame(const Plan& p, const Fault& f) {
+        switch (p.wire) {
+            case Wire::openai:
+            case Wire::azure:
+                return sse_data({{"error",
+                                  {{"message", f.message.empty() ? "The server had an error while processing your request. Sorry about that!" : f.message},
+                                   {"type", f.type.empty() ? "server_error" : f.type},
+                                   {"param", nullptr},
+                                   {"code", f.code.empty() ? Json(nullptr) : Json(f.code)}}}});
+            case Wire::anthropic:
+                return sse_event("error", {{"type", "error"},
+                                           {"error", {{"type", f.code.empty() ? "overloaded_error" : f.code},
+                                                      {"message", f.message.empty() ? "Overloaded" : f.message}}}});
+            case Wire::gemini:
+                return sse_data({{"error",
+                                  {{"code", 503},
+                                   {"message", f.message.empty() ? "The model is overloaded. Please try again later." : f.message},
+                                   {"status", f.code.empty() ? "UNAVAILABLE" : f.code}}}},
+                                true);
+            case Wire::ollama: break;
+        }
+        return {};
+    }
+
+    /// A data line that is not JSON (a chunk cut short inside one event).
+    static std::string malformed_frame(const Plan& p) {
+        switch (p.wire) {
+            case Wire::openai:
+            case Wire::azure:
+                return "data: {\"id\":\"chatcmpl-mock\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"brok\n\n";
+            case Wire::anthropic:
+                return "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"brok\n\n";
+            case Wire::gemini: return "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"brok\r\n\r\n";
+            case Wire::ollama: break;
+        }
+        return {};
+    }
+
+    /// Sends a streamed answer. False: the connection must end.
+    bool stream_reply(int fd, const Request& req, const Plan& p, const Json& request_json) {
+        const Fault& f = p.fault;
+        const std::vector<Frame> frames = stream_frames(p, f, request_json);
+        HeaderList h = base_headers(p);
+        h.front().second = p.wire == Wire::anthropic ? "text/event-stream; charset=utf-8" : "text/event-stream";
+        h.emplace_back("Cache-Control", "no-cache");
+        for (const auto& x : f.headers) h.push_back(x);
+        h.emplace_back("Transfer-Encoding", "chunked");
+        if (f.interim_continue && !send_all(fd, "HTTP/1.1 100 Continue\r\nx-interim: 1\r\n\r\n")) return false;
+        if (!send_all(fd, head_of(200, h, req.keep_alive))) return false;
+
+        auto chunk = [&](std::string_view data) {
+            char size_line[32];
+            std::snprintf(size_line, sizeof size_line, "%zx\r\n", data.size());
+            if (!send_all(fd, size_line) || !send_all(fd, data) || !send_all(fd, "\r\n")) return false;
+            add_bytes(p.route, data.size());
+            return true;
+        };
+        const std::size_t content = static_cast<std::size_t>(
+            std::count_if(frames.begin(), frames.end(), [](const Frame& fr) { return fr.part == Part::content; }));
+        std::size_t sent = 0;  // content events sent
+        bool stalled = false, broke = false, erred = false, cut = false;
+        auto due = [&](const std::optional<std::size_t>& at, bool& done) {
+            if (!at || done || std::min(*at, content) != sent) return false;
+            done = true;
+            return true;
+        };
+        for (std::size_t i = 0; i <= frames.size(); ++i) {
+            if (due(f.stall_at, stalled)) {
+                if (f.stall_for == Fault::forever) {
+                    wait_fd(fd, 0, -1);  // until the client goes away or the server stops
+                    return false;
+                }
+                if (!pause(fd, f.stall_for)) return false;
+            }
+            if (due(f.malformed_at, broke)) {
+                if (!pause(fd, f.pace) || !chunk(malformed_frame(p))) return false;
+            }
+            if (due(f.error_at, erred)) {
+                if (!pause(fd, f.pace) || !chunk(error_frame(p, f))) return false;
+                break;
+            }
+            if (due(f.cut_at, cut)) {
+                ::shutdown(fd, SHUT_WR);  // abruptly: no terminator, no chunked end
+                return false;
+            }
+            if (i == frames.size()) break;
+            const Frame& fr = frames[i];
+            if (fr.part == Part::closing && f.no_terminator) continue;
+            if (!pause(fd, f.pace) || !chunk(fr.bytes)) return false;
+            if (fr.part == Part::content) ++sent;
+        }
+        return send_all(fd, "0\r\n\r\n");
     }
 
     // ---- state ---------------------------------------------------------------------------

@@ -17,7 +17,9 @@
 // stop_details.category; model_context_window_exceeded is context_too_long.
 // classify(): 529 overloaded_error -> transient overloaded; 402 billing_error
 // and spend-limit 400s -> terminal quota_exhausted; "prompt is too long" /
-// "exceed context limit" -> context_too_long.
+// "exceed context limit" -> context_too_long. Streaming: encode_stream() adds
+// "stream": true; stream_decoder() reads the event stream (detail/stream/anthropic.hpp).
+// decode and the decoder share detail/anthropic_wire.hpp.
 #pragma once
 
 #include <cstddef>
@@ -30,11 +32,14 @@
 
 #include "failover/adapter.hpp"
 #include "failover/detail/adapter_util.hpp"
+#include "failover/detail/anthropic_wire.hpp"
+#include "failover/detail/stream/anthropic.hpp"
 #include "failover/env.hpp"
 #include "failover/failure.hpp"
 #include "failover/request.hpp"
 #include "failover/response.hpp"
 #include "failover/schema.hpp"
+#include "failover/stream.hpp"
 #include "failover/transport.hpp"
 #include "failover/version.hpp"
 
@@ -78,7 +83,43 @@ public:
     }
 
     /// The request in Messages shape, or bad_request when it cannot be expressed.
-    Result<HttpRequest> encode(const ChatRequest& request) const {
+    Result<HttpRequest> encode(const ChatRequest& request) const { return encode_body(request, false); }
+
+    /// The same request asking for a stream of server-sent events (`"stream": true`,
+    /// `Accept: text/event-stream`).
+    Result<HttpRequest> encode_stream(const ChatRequest& request) const { return encode_body(request, true); }
+
+    /// A decoder for one streamed attempt of `request` (see detail/stream/anthropic.hpp).
+    detail::stream::AnthropicStream stream_decoder(const ChatRequest& request, StreamLimits limits = {}) const {
+        return detail::stream::AnthropicStream(opts_.model, secret(), request, limits);
+    }
+
+    /// The normalised answer of a 2xx response; refusals are policy failures.
+    Result<ChatResponse> decode(const ChatRequest& request, const HttpResponse& response) const {
+        try {
+            return decode_body(request, response);
+        } catch (const std::exception& e) {
+            return detail::wire::malformed("anthropic", std::string("unexpected response structure (") + e.what() + ")");
+        }
+    }
+
+    /// Refines the generic classification of an error response with Anthropic's error types.
+    void classify(const ErrorReply& reply, Failure& f) const noexcept { detail::wire::anthropic_classify(secret(), reply, f); }
+
+    /// Why this adapter cannot be used ("" when it can): Anthropic needs an API key.
+    std::string config_problem() const { return detail::wire::missing_key(opts_.api_key, "Anthropic", "ANTHROPIC_API_KEY"); }
+
+    /// "anthropic", the OpenTelemetry gen_ai.system value.
+    std::string_view provider() const noexcept { return "anthropic"; }
+    /// The configured model.
+    std::string_view model() const noexcept { return opts_.model; }
+    /// The endpoint requests go to.
+    std::string_view endpoint() const noexcept { return url_; }
+
+private:
+    const std::string& secret() const noexcept { return opts_.api_key.value(); }
+
+    Result<HttpRequest> encode_body(const ChatRequest& request, bool stream) const {
         using nlohmann::json;
         constexpr std::string_view p = "anthropic";
         if (auto bad = detail::wire::check_request_knobs(request.max_tokens, request.temperature, !request.messages.empty(), p))
@@ -173,71 +214,16 @@ public:
             body["tool_choice"] = own_tools ? json{{"type", "any"}} : json{{"type", "tool"}, {"name", request.schema_name}};
         }
         if (!tools.empty()) body["tools"] = std::move(tools);
+        if (stream) body["stream"] = true;
 
         Result<std::string> text = detail::wire::dump_body(body, p);
         if (!text) return std::move(text).error();
         HttpRequest http;
         http.url = url_;
         http.headers = headers_;
+        if (stream) detail::wire::put_header(http.headers, "Accept", "text/event-stream");
         http.body = std::move(*text);
         return http;
-    }
-
-    /// The normalised answer of a 2xx response; refusals are policy failures.
-    Result<ChatResponse> decode(const ChatRequest& request, const HttpResponse& response) const {
-        try {
-            return decode_body(request, response);
-        } catch (const std::exception& e) {
-            return detail::wire::malformed("anthropic", std::string("unexpected response structure (") + e.what() + ")");
-        }
-    }
-
-    /// Refines the generic classification of an error response with Anthropic's error types.
-    void classify(const ErrorReply& reply, Failure& f) const noexcept {
-        try {
-            // The generic classifier knows only well-known key shapes: redact this exact key from what it wrote.
-            detail::wire::redact(f.message, secret());
-            detail::wire::redact(f.provider_code, secret());
-            if (!reply.is_json()) {
-                detail::wire::note_raw_body(reply.response, f, "anthropic", secret());
-                return;
-            }
-            const auto& e = reply.fields;
-            if (!e.message.empty()) f.message = detail::wire::clean_message(e.message, secret());
-            const std::string type = detail::wire::clean_message(e.type, secret(), 80);
-            if (!type.empty()) f.provider_code = type;
-            if (type == "billing_error") {  // 402
-                detail::wire::reclassify(f, FailureKind::terminal, Reason::quota_exhausted);
-            } else if (f.reason == Reason::context_too_long) {
-                return;  // the generic rules read "prompt is too long"
-            } else if (type == "overloaded_error") {  // API-wide overload (529), not this account
-                detail::wire::reclassify(f, FailureKind::transient, Reason::overloaded);
-            } else if (type == "invalid_request_error" && spend_limit(e.message)) {
-                detail::wire::reclassify(f, FailureKind::terminal, Reason::quota_exhausted);
-            }
-        } catch (...) {
-            // Classification is best effort: the generic Failure stands.
-        }
-    }
-
-    /// Why this adapter cannot be used ("" when it can): Anthropic needs an API key.
-    std::string config_problem() const { return detail::wire::missing_key(opts_.api_key, "Anthropic", "ANTHROPIC_API_KEY"); }
-
-    /// "anthropic", the OpenTelemetry gen_ai.system value.
-    std::string_view provider() const noexcept { return "anthropic"; }
-    /// The configured model.
-    std::string_view model() const noexcept { return opts_.model; }
-    /// The endpoint requests go to.
-    std::string_view endpoint() const noexcept { return url_; }
-
-private:
-    const std::string& secret() const noexcept { return opts_.api_key.value(); }
-
-    // A spend limit the account owner set answers 400 invalid_request_error.
-    // The exact wording is not documented; these phrases are our best match.
-    static bool spend_limit(std::string_view message) noexcept {
-        return detail::wire::icontains(message, "spend limit") || detail::wire::icontains(message, "usage limits") ||
-               detail::wire::icontains(message, "credit balance");
     }
 
     Result<ChatResponse> decode_body(const ChatRequest& request, const HttpResponse& response) const {
@@ -245,7 +231,7 @@ private:
         constexpr std::string_view p = "anthropic";
         json body = detail::wire::parse_json(response.body);
         if (body.is_discarded()) return detail::wire::malformed(p, "response body is not JSON");
-        const json* content = detail::wire::member(body, "content");
+        json* content = body.is_object() && body.contains("content") ? &body["content"] : nullptr;
         if (content == nullptr || !content->is_array()) {
             if (detail::wire::member(body, "error") != nullptr) {
                 const auto e = detail::wire::read_error(body);
@@ -256,92 +242,47 @@ private:
             }
             return detail::wire::malformed(p, "response has no content array");
         }
-        const std::string stop = detail::wire::string_at(body, "stop_reason");
 
-        ChatResponse out;
-        const json* answer = nullptr;  // the structured-output tool's input
-        for (const json& block : *content) {
+        detail::wire::AnthropicContent c;
+        for (json& block : *content) {
             const std::string type = detail::wire::string_at(block, "type");
             if (type == "text") {
-                out.text += detail::wire::string_at(block, "text");
+                c.text += detail::wire::string_at(block, "text");
             } else if (type == "tool_use") {
                 std::string name = detail::wire::string_at(block, "name");
                 if (name.empty()) return detail::wire::malformed(p, "a tool_use block has no name");
-                const json* input = detail::wire::member(block, "input");
+                const bool has_input = block.is_object() && block.contains("input");
+                json input = has_input ? std::move(block["input"]) : json();
                 if (request.schema && name == request.schema_name) {
-                    answer = input;
+                    if (has_input) c.answer = std::move(input);  // no input at all: as if not called
                     continue;
                 }
                 ToolCall call;
                 call.id = detail::wire::string_at(block, "id");
                 call.name = std::move(name);
-                call.arguments = input != nullptr && !input->is_null() ? *input : json::object();
+                call.arguments = input.is_null() ? json::object() : std::move(input);
                 if (call.id.empty()) {
-                    call.id = detail::wire::mint_call_id(response.body, out.tool_calls.size(), call.name, call.arguments);
+                    call.id = detail::wire::mint_call_id(response.body, c.calls.size(), call.name, call.arguments);
                     call.minted_id = true;
                 }
-                out.tool_calls.push_back(std::move(call));
+                c.calls.push_back(std::move(call));
             } else if (type == "thinking" || type == "redacted_thinking") {
                 // Kept to be sent back to this model in a tool-use loop; never part of the answer.
-                Thinking t;
-                t.redacted = type == "redacted_thinking";
-                t.text = t.redacted ? std::string() : detail::wire::string_at(block, "thinking");
-                t.signature = Signature{"anthropic", opts_.model,
-                                        detail::wire::string_at(block, t.redacted ? "data" : "signature")};
-                out.thinking.push_back(std::move(t));
+                const bool redacted = type == "redacted_thinking";
+                c.thinking.push_back(detail::wire::anthropic_thinking(
+                    redacted, detail::wire::string_at(block, "thinking"),
+                    detail::wire::string_at(block, redacted ? "data" : "signature"), opts_.model));
             }
             // server-tool blocks carry nothing the unified response holds
         }
-
-        if (stop == "refusal") {
-            const json* details = detail::wire::member(body, "stop_details");
-            std::string why = detail::wire::string_at(details, "explanation");
-            if (why.empty()) why = out.text;
-            Failure f = Failure::of(Reason::refusal, why.empty() ? std::string("anthropic: the model refused")
-                                                                 : detail::wire::clean_message(why, secret()));
-            f.provider_code = "refusal";
-            f.category = detail::wire::clean_message(detail::wire::string_at(details, "category"), {}, 80);
-            return f;
-        }
-        if (stop == "model_context_window_exceeded") {
-            Failure f = Failure::of(Reason::context_too_long, "anthropic: the model's context window was exceeded");
-            f.provider_code = stop;
-            return f;
-        }
-
-        if (stop == "end_turn" || stop == "stop_sequence") out.finish_reason = FinishReason::stop;
-        else if (stop == "max_tokens") out.finish_reason = FinishReason::length;
-        else if (stop == "tool_use") out.finish_reason = FinishReason::tool_calls;
-        else out.finish_reason = FinishReason::other;
-
+        c.stop = detail::wire::string_at(body, "stop_reason");
+        if (const json* details = detail::wire::member(body, "stop_details")) c.stop_details = *details;
         const json* usage = detail::wire::member(body, "usage");
-        // input_tokens excludes cached prompt tokens; the prompt is all three.
-        out.usage.input_tokens = detail::wire::count_at(usage, "input_tokens") +
-                                 detail::wire::count_at(usage, "cache_creation_input_tokens") +
-                                 detail::wire::count_at(usage, "cache_read_input_tokens");
-        out.usage.output_tokens = detail::wire::count_at(usage, "output_tokens");
-        out.model = detail::wire::string_at(body, "model");
-        if (out.model.empty()) out.model = opts_.model;
-
-        if (request.schema) {
-            if (answer != nullptr) {
-                if (stop == "max_tokens")
-                    return detail::wire::malformed(p, "structured output truncated at the output token limit; the JSON is "
-                                                "incomplete");
-                if (!answer->is_object())
-                    return Failure::of(Reason::schema_invalid, "anthropic: the " + request.schema_name +
-                                                                   " tool input is not a JSON object");
-                out.json = *answer;
-                out.text = answer->dump();
-                out.finish_reason = FinishReason::stop;
-            } else if (out.tool_calls.empty()) {
-                // The model answered in text instead of calling the tool; accept it if it is JSON.
-                Result<json> parsed = detail::wire::parse_answer(out.text, stop == "max_tokens", p, secret());
-                if (!parsed) return std::move(parsed).error();
-                out.json = std::move(*parsed);
-            }
-        }
-        return out;
+        c.usage.input_tokens = detail::wire::anthropic_input_tokens(usage);
+        c.usage.output_tokens = detail::wire::count_at(usage, "output_tokens");
+        c.model = detail::wire::string_at(body, "model");
+        return detail::wire::anthropic_answer(std::move(c), request.schema != nullptr, request.schema_name, opts_.model,
+                                              secret());
     }
 
     AnthropicOptions opts_;
@@ -351,5 +292,6 @@ private:
 
 static_assert(HttpAdapter<Anthropic>, "Anthropic must satisfy HttpAdapter");
 static_assert(ClassifyingAdapter<Anthropic>, "Anthropic must provide the classify hook");
+static_assert(StreamingAdapter<Anthropic>, "Anthropic must stream");
 
 FAILOVER_END_NAMESPACE

@@ -22,7 +22,9 @@
 // quota (a QuotaFailure quotaId containing "PerDay", or "exceeded your current
 // quota" in the message): terminal quota_exhausted. RetryInfo.retryDelay fills
 // retry_after when no header did. UNAVAILABLE is overloaded; "input token
-// count" (INVALID_ARGUMENT) is context_too_long.
+// count" (INVALID_ARGUMENT) is context_too_long. Streaming: encode_stream() calls
+// :streamGenerateContent?alt=sse; stream_decoder() reads it (detail/stream/gemini.hpp).
+// decode and the decoder share detail/gemini_wire.hpp.
 #pragma once
 
 #include <chrono>
@@ -37,11 +39,14 @@
 
 #include "failover/adapter.hpp"
 #include "failover/detail/adapter_util.hpp"
+#include "failover/detail/gemini_wire.hpp"
+#include "failover/detail/stream/gemini.hpp"
 #include "failover/env.hpp"
 #include "failover/failure.hpp"
 #include "failover/request.hpp"
 #include "failover/response.hpp"
 #include "failover/schema.hpp"
+#include "failover/stream.hpp"
 #include "failover/transport.hpp"
 #include "failover/version.hpp"
 
@@ -75,14 +80,56 @@ public:
         const std::string base =
             detail::wire::resolve_base_url(opts_.base_url, "GEMINI_BASE_URL", default_base_url, name, secret());
         const bool has_path = opts_.model.find('/') != std::string::npos;
-        url_ = base + "/v1beta/" + (has_path ? "" : "models/") + opts_.model + ":generateContent";
+        const std::string resource = base + "/v1beta/" + (has_path ? "" : "models/") + opts_.model;
+        url_ = resource + ":generateContent";
+        stream_url_ = resource + ":streamGenerateContent?alt=sse";
         headers_ = detail::wire::json_headers();
         if (!opts_.api_key.empty()) headers_.emplace_back("x-goog-api-key", secret());
         detail::wire::add_extra_headers(headers_, opts_.extra_headers, name);
     }
 
     /// The request in generateContent shape, or bad_request when it cannot be expressed.
-    Result<HttpRequest> encode(const ChatRequest& request) const {
+    Result<HttpRequest> encode(const ChatRequest& request) const { return encode_body(request, false); }
+
+    /// The same request to streamGenerateContent with `?alt=sse` (server-sent events, one whole
+    /// GenerateContentResponse per event) and `Accept: text/event-stream`.
+    Result<HttpRequest> encode_stream(const ChatRequest& request) const { return encode_body(request, true); }
+
+    /// A decoder for one streamed attempt of `request` (see detail/stream/gemini.hpp).
+    detail::stream::GeminiStream stream_decoder(const ChatRequest& request, StreamLimits limits = {}) const {
+        return detail::stream::GeminiStream(opts_.model, secret(), request, limits);
+    }
+
+    /// The normalised answer of a 2xx response; blocked prompts and safety stops are policy failures.
+    Result<ChatResponse> decode(const ChatRequest& request, const HttpResponse& response) const {
+        try {
+            return decode_body(request, response);
+        } catch (const std::exception& e) {
+            return detail::wire::malformed("gemini", std::string("unexpected response structure (") + e.what() + ")");
+        }
+    }
+
+    /// Refines the generic classification of an error response with Google's status and details.
+    void classify(const ErrorReply& reply, Failure& f) const noexcept { detail::wire::gemini_classify(secret(), reply, f); }
+
+    /// Why this adapter cannot be used ("" when it can): Gemini needs an API key.
+    std::string config_problem() const { return detail::wire::missing_key(opts_.api_key, "Gemini", "GEMINI_API_KEY"); }
+
+    /// "gemini", the gen_ai.system value this library reports.
+    std::string_view provider() const noexcept { return "gemini"; }
+    /// The configured model.
+    std::string_view model() const noexcept { return opts_.model; }
+    /// The endpoint requests go to.
+    std::string_view endpoint() const noexcept { return url_; }
+
+private:
+    // Google's documented value that turns off the signature check on a part that did not
+    // come from this model (a conversation that started elsewhere).
+    static constexpr const char* kSkipSignature = "skip_thought_signature_validator";
+
+    const std::string& secret() const noexcept { return opts_.api_key.value(); }
+
+    Result<HttpRequest> encode_body(const ChatRequest& request, bool stream) const {
         using nlohmann::json;
         constexpr std::string_view p = "gemini";
         if (auto bad = detail::wire::check_request_knobs(request.max_tokens, request.temperature, !request.messages.empty(), p))
@@ -181,91 +228,11 @@ public:
         Result<std::string> text = detail::wire::dump_body(body, p);
         if (!text) return std::move(text).error();
         HttpRequest http;
-        http.url = url_;
+        http.url = stream ? stream_url_ : url_;
         http.headers = headers_;
+        if (stream) detail::wire::put_header(http.headers, "Accept", "text/event-stream");
         http.body = std::move(*text);
         return http;
-    }
-
-    /// The normalised answer of a 2xx response; blocked prompts and safety stops are policy failures.
-    Result<ChatResponse> decode(const ChatRequest& request, const HttpResponse& response) const {
-        try {
-            return decode_body(request, response);
-        } catch (const std::exception& e) {
-            return detail::wire::malformed("gemini", std::string("unexpected response structure (") + e.what() + ")");
-        }
-    }
-
-    /// Refines the generic classification of an error response with Google's status and details.
-    void classify(const ErrorReply& reply, Failure& f) const noexcept {
-        try {
-            // The generic classifier knows only well-known key shapes: redact this exact key from what it wrote.
-            detail::wire::redact(f.message, secret());
-            detail::wire::redact(f.provider_code, secret());
-            if (!reply.is_json()) {
-                detail::wire::note_raw_body(reply.response, f, "gemini", secret());
-                return;
-            }
-            const auto& e = reply.fields;
-            if (!e.message.empty()) f.message = detail::wire::clean_message(e.message, secret());
-            const std::string status = detail::wire::clean_message(e.status, secret(), 80);
-            if (!status.empty()) f.provider_code = status;
-            const nlohmann::json* details = detail::wire::member(e.error, "details");
-            if (status == "RESOURCE_EXHAUSTED" || (status.empty() && reply.response.status == 429)) {
-                const bool daily = detail::wire::icontains(e.message, "exceeded your current quota") || per_day(details);
-                if (daily) detail::wire::reclassify(f, FailureKind::terminal, Reason::quota_exhausted);
-                else detail::wire::reclassify(f, FailureKind::transient, Reason::rate_limited);
-                if (!f.retry_after) f.retry_after = retry_delay(details);
-            } else if (status == "UNAVAILABLE" && f.reason != Reason::context_too_long) {
-                detail::wire::reclassify(f, FailureKind::transient, Reason::overloaded);
-            }
-        } catch (...) {
-            // Classification is best effort: the generic Failure stands.
-        }
-    }
-
-    /// Why this adapter cannot be used ("" when it can): Gemini needs an API key.
-    std::string config_problem() const { return detail::wire::missing_key(opts_.api_key, "Gemini", "GEMINI_API_KEY"); }
-
-    /// "gemini", the gen_ai.system value this library reports.
-    std::string_view provider() const noexcept { return "gemini"; }
-    /// The configured model.
-    std::string_view model() const noexcept { return opts_.model; }
-    /// The endpoint requests go to.
-    std::string_view endpoint() const noexcept { return url_; }
-
-private:
-    // Google's documented value that turns off the signature check on a part that did not
-    // come from this model (a conversation that started elsewhere).
-    static constexpr const char* kSkipSignature = "skip_thought_signature_validator";
-
-    const std::string& secret() const noexcept { return opts_.api_key.value(); }
-
-    // Any QuotaFailure violation of a per-day quota.
-    static bool per_day(const nlohmann::json* details) {
-        if (details == nullptr || !details->is_array()) return false;
-        for (const auto& d : *details) {
-            const nlohmann::json* violations = detail::wire::member(d, "violations");
-            if (violations == nullptr || !violations->is_array()) continue;
-            for (const auto& v : *violations)
-                if (detail::wire::string_at(v, "quotaId").find("PerDay") != std::string::npos) return true;
-        }
-        return false;
-    }
-
-    // RetryInfo.retryDelay ("36s") from the error details.
-    static std::optional<std::chrono::milliseconds> retry_delay(const nlohmann::json* details) {
-        if (details == nullptr || !details->is_array()) return std::nullopt;
-        for (const auto& d : *details) {
-            if (!std::string_view(detail::wire::string_at(d, "@type")).ends_with("google.rpc.RetryInfo")) continue;
-            if (auto ms = detail::wire::parse_google_duration(detail::wire::string_at(d, "retryDelay"))) return ms;
-        }
-        return std::nullopt;
-    }
-
-    static bool policy_finish(std::string_view reason) noexcept {
-        return reason == "SAFETY" || reason == "RECITATION" || reason == "BLOCKLIST" ||
-               reason == "PROHIBITED_CONTENT" || reason == "SPII" || reason.starts_with("IMAGE_");
     }
 
     Result<ChatResponse> decode_body(const ChatRequest& request, const HttpResponse& response) const {
@@ -276,17 +243,8 @@ private:
         if (!body.is_object()) return detail::wire::malformed(p, "response body is not a JSON object");
         const json* candidates = detail::wire::member(body, "candidates");
         if (candidates == nullptr || !candidates->is_array() || candidates->empty()) {
-            const json* feedback = detail::wire::member(body, "promptFeedback");
-            const std::string blocked = detail::wire::clean_message(detail::wire::string_at(feedback, "blockReason"), {}, 80);
-            if (!blocked.empty()) {
-                std::string why = detail::wire::string_at(feedback, "blockReasonMessage");
-                Failure f = Failure::of(Reason::content_filter,
-                                        why.empty() ? "gemini: the prompt was blocked (" + blocked + ")"
-                                                    : detail::wire::clean_message(why, secret()));
-                f.provider_code = blocked;
-                f.category = blocked;
-                return f;
-            }
+            if (auto blocked = detail::wire::gemini_blocked(detail::wire::member(body, "promptFeedback"), secret()))
+                return *std::move(blocked);
             if (detail::wire::member(body, "error") != nullptr) {
                 const auto e = detail::wire::read_error(body);
                 Failure f = detail::wire::malformed(p, "error in a successful response: " +
@@ -298,64 +256,29 @@ private:
         }
         const json& candidate = (*candidates)[0];
         const std::string finish = detail::wire::clean_message(detail::wire::string_at(candidate, "finishReason"), {}, 80);
-        if (policy_finish(finish)) {
-            Failure f = Failure::of(Reason::content_filter, "gemini: the answer was stopped (finishReason " + finish + ")");
-            f.provider_code = finish;
-            f.category = finish;
-            return f;
-        }
+        if (auto stopped = detail::wire::gemini_stopped(finish)) return *std::move(stopped);
 
         ChatResponse out;
         const json* parts = detail::wire::member(detail::wire::member(candidate, "content"), "parts");
         if (parts != nullptr && parts->is_array()) {
             for (const json& part : *parts) {
-                // Opaque, kept on the part it came with, for this model only.
-                const Signature signature{"gemini", opts_.model, detail::wire::string_at(part, "thoughtSignature")};
-                if (const json* call = detail::wire::member(part, "functionCall")) {
-                    ToolCall c;
-                    c.name = detail::wire::string_at(call, "name");
-                    if (c.name.empty()) return detail::wire::malformed(p, "a functionCall part has no name");
-                    const json* args = detail::wire::member(call, "args");
-                    c.arguments = args != nullptr && !args->is_null() ? *args : json::object();
-                    c.id = detail::wire::string_at(call, "id");
-                    if (c.id.empty()) {  // Gemini often gives none; other providers need one
-                        c.id = detail::wire::mint_call_id(response.body, out.tool_calls.size(), c.name, c.arguments);
-                        c.minted_id = true;
-                    }
-                    c.signature = signature;
-                    out.tool_calls.push_back(std::move(c));
-                } else if (!detail::wire::flag_at(&part, "thought")) {  // thought summaries are not the answer
-                    out.text += detail::wire::string_at(part, "text");
-                    if (out.signature.empty()) out.signature = signature;
-                }
+                Result<int> read = detail::wire::gemini_part(part, out, response.body, opts_.model);
+                if (!read) return std::move(read).error();
             }
         }
-        if (finish == "STOP") out.finish_reason = out.tool_calls.empty() ? FinishReason::stop : FinishReason::tool_calls;
-        else if (finish == "MAX_TOKENS") out.finish_reason = FinishReason::length;
-        else out.finish_reason = FinishReason::other;
-
-        const json* usage = detail::wire::member(body, "usageMetadata");
-        out.usage.input_tokens = detail::wire::count_at(usage, "promptTokenCount");
-        // Thinking tokens are output the caller pays for.
-        out.usage.output_tokens = detail::wire::count_at(usage, "candidatesTokenCount") +
-                                  detail::wire::count_at(usage, "thoughtsTokenCount");
+        out.usage = detail::wire::gemini_usage(detail::wire::member(body, "usageMetadata"));
         out.model = detail::wire::string_at(body, "modelVersion");
-        if (out.model.empty()) out.model = opts_.model;
-
-        if (request.schema && out.tool_calls.empty()) {
-            Result<json> parsed = detail::wire::parse_answer(out.text, finish == "MAX_TOKENS", p, secret());
-            if (!parsed) return std::move(parsed).error();
-            out.json = std::move(*parsed);
-        }
-        return out;
+        return detail::wire::gemini_answer(std::move(out), finish, request.schema != nullptr, opts_.model, secret());
     }
 
     GeminiOptions opts_;
     std::string url_;
+    std::string stream_url_;
     Headers headers_;
 };
 
 static_assert(HttpAdapter<Gemini>, "Gemini must satisfy HttpAdapter");
 static_assert(ClassifyingAdapter<Gemini>, "Gemini must provide the classify hook");
+static_assert(StreamingAdapter<Gemini>, "Gemini must stream");
 
 FAILOVER_END_NAMESPACE

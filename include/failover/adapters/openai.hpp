@@ -10,7 +10,9 @@
 // are parsed (text that does not parse is kept as a JSON string value).
 // classify() turns insufficient_quota into a terminal quota_exhausted,
 // context_length_exceeded into context_too_long, invalid_prompt and Azure-style
-// content_filter bodies into policy failures.
+// content_filter bodies into policy failures. Streaming: encode_stream() adds
+// "stream": true and stream_options.include_usage; stream_decoder() reads the
+// chunks (detail/stream/openai.hpp).
 #pragma once
 
 #include <optional>
@@ -21,10 +23,12 @@
 #include "failover/adapter.hpp"
 #include "failover/detail/adapter_util.hpp"
 #include "failover/detail/openai_wire.hpp"
+#include "failover/detail/stream/openai.hpp"
 #include "failover/env.hpp"
 #include "failover/failure.hpp"
 #include "failover/request.hpp"
 #include "failover/response.hpp"
+#include "failover/stream.hpp"
 #include "failover/transport.hpp"
 #include "failover/version.hpp"
 
@@ -85,6 +89,17 @@ public:
     /// The request in Chat Completions shape, or bad_request when it cannot be expressed.
     Result<HttpRequest> encode(const ChatRequest& request) const { return detail::wire::openai_encode(wire_, request); }
 
+    /// The same request asking for server-sent events: `"stream": true`,
+    /// `"stream_options": {"include_usage": true}`, `Accept: text/event-stream`.
+    Result<HttpRequest> encode_stream(const ChatRequest& request) const {
+        return detail::wire::openai_encode(wire_, request, /*stream=*/true);
+    }
+
+    /// A decoder for one streamed attempt of `request` (see detail/stream/openai.hpp).
+    detail::stream::OpenAIStream stream_decoder(const ChatRequest& request, StreamLimits limits = {}) const {
+        return detail::stream::OpenAIStream(wire_, request, limits);
+    }
+
     /// The normalised answer of a 2xx response; refusals and filtered output are policy failures.
     Result<ChatResponse> decode(const ChatRequest& request, const HttpResponse& response) const {
         return detail::wire::openai_decode(wire_, request, response);
@@ -115,5 +130,6 @@ private:
 
 static_assert(HttpAdapter<OpenAI>, "OpenAI must satisfy HttpAdapter");
 static_assert(ClassifyingAdapter<OpenAI>, "OpenAI must provide the classify hook");
+static_assert(StreamingAdapter<OpenAI>, "OpenAI must stream");
 
 FAILOVER_END_NAMESPACE

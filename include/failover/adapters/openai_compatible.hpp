@@ -11,6 +11,8 @@
 // classify() is OpenAI's plus the local servers' signals: exceed_context_size_error
 // and "maximum context length" mean context_too_long, llama.cpp's
 // unavailable_error (model loading) is overloaded, not_supported_error terminal.
+// Streaming is OpenAI's (detail/stream/openai.hpp), stream_options included:
+// servers that do not know it ignore it.
 #pragma once
 
 #include <optional>
@@ -21,10 +23,12 @@
 #include "failover/adapter.hpp"
 #include "failover/detail/adapter_util.hpp"
 #include "failover/detail/openai_wire.hpp"
+#include "failover/detail/stream/openai.hpp"
 #include "failover/env.hpp"
 #include "failover/failure.hpp"
 #include "failover/request.hpp"
 #include "failover/response.hpp"
+#include "failover/stream.hpp"
 #include "failover/transport.hpp"
 #include "failover/version.hpp"
 
@@ -157,6 +161,17 @@ public:
     /// The request in Chat Completions shape, or bad_request when it cannot be expressed.
     Result<HttpRequest> encode(const ChatRequest& request) const { return detail::wire::openai_encode(wire_, request); }
 
+    /// The same request asking for server-sent events: `"stream": true`,
+    /// `"stream_options": {"include_usage": true}`, `Accept: text/event-stream`.
+    Result<HttpRequest> encode_stream(const ChatRequest& request) const {
+        return detail::wire::openai_encode(wire_, request, /*stream=*/true);
+    }
+
+    /// A decoder for one streamed attempt of `request` (see detail/stream/openai.hpp).
+    detail::stream::OpenAIStream stream_decoder(const ChatRequest& request, StreamLimits limits = {}) const {
+        return detail::stream::OpenAIStream(wire_, request, limits);
+    }
+
     /// The normalised answer of a 2xx response; refusals and filtered output are policy failures.
     Result<ChatResponse> decode(const ChatRequest& request, const HttpResponse& response) const {
         return detail::wire::openai_decode(wire_, request, response);
@@ -191,5 +206,6 @@ private:
 
 static_assert(HttpAdapter<OpenAICompatible>, "OpenAICompatible must satisfy HttpAdapter");
 static_assert(ClassifyingAdapter<OpenAICompatible>, "OpenAICompatible must provide the classify hook");
+static_assert(StreamingAdapter<OpenAICompatible>, "OpenAICompatible must stream");
 
 FAILOVER_END_NAMESPACE

@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -109,7 +110,7 @@ inline json parse_arguments(const json* args) {
     return parsed.is_discarded() ? json(s) : parsed;
 }
 
-inline Result<HttpRequest> openai_encode_body(const OpenAIWire& w, const ChatRequest& req) {
+inline Result<HttpRequest> openai_encode_body(const OpenAIWire& w, const ChatRequest& req, bool stream) {
     if (auto bad = check_request_knobs(req.max_tokens, req.temperature, !req.messages.empty(), w.provider)) return *bad;
     json body = json::object();
     if (w.send_model) body["model"] = w.model;
@@ -188,18 +189,28 @@ inline Result<HttpRequest> openai_encode_body(const OpenAIWire& w, const ChatReq
             {"json_schema", {{"name", req.schema_name}, {"schema", std::move(so.document)}, {"strict", so.strict}}}};
     }
 
+    if (stream) {
+        // The usage chunk comes before [DONE] only when asked for; servers that do not know
+        // stream_options ignore it.
+        body["stream"] = true;
+        body["stream_options"] = {{"include_usage", true}};
+    }
+
     Result<std::string> text = dump_body(body, w.provider);
     if (!text) return std::move(text).error();
     HttpRequest http;
     http.url = w.url;
     http.headers = w.headers;
+    if (stream) put_header(http.headers, "Accept", "text/event-stream");
     http.body = std::move(*text);
     return http;
 }
 
-inline Result<HttpRequest> openai_encode(const OpenAIWire& w, const ChatRequest& req) {
+/// The request body (and headers) for Chat Completions; `stream` asks for server-sent events
+/// with the usage chunk (`"stream": true, "stream_options": {"include_usage": true}`).
+inline Result<HttpRequest> openai_encode(const OpenAIWire& w, const ChatRequest& req, bool stream = false) {
     try {
-        return openai_encode_body(w, req);
+        return openai_encode_body(w, req, stream);
     } catch (const json::type_error&) {  // tool-call arguments holding text that is not UTF-8
         return unsendable(w.provider, "the request contains text that is not valid UTF-8");
     }
@@ -225,6 +236,56 @@ inline FinishReason openai_finish(const std::string& finish, bool has_calls) {
     return has_calls ? FinishReason::tool_calls : FinishReason::other;
 }
 
+/// The policy signals of an answer that arrived with HTTP 200, whole or streamed: a refusal
+/// (`message.refusal` / the joined `delta.refusal` pieces, not null and not "") and
+/// `finish_reason: content_filter`. Never retried, never failed over.
+inline std::optional<Failure> openai_policy(const OpenAIWire& w, const json* refusal, std::string_view finish,
+                                            const json* filter_results) {
+    if (refusal != nullptr && !refusal->is_null() &&
+        !(refusal->is_string() && refusal->get_ref<const std::string&>().empty())) {
+        Failure f = Failure::of(Reason::refusal, refusal->is_string()
+                                                     ? clean_message(refusal->get_ref<const std::string&>(), w.secret)
+                                                     : w.provider + ": the model refused");
+        f.provider_code = "refusal";
+        return f;
+    }
+    if (finish == "content_filter") {
+        Failure f = Failure::of(Reason::content_filter, w.provider + ": the output was blocked by the content filter");
+        f.provider_code = "content_filter";
+        f.category = filtered_categories(filter_results);
+        return f;
+    }
+    return std::nullopt;
+}
+
+/// The answer from its parts, whole or assembled from a stream (the policy signals already
+/// checked): the finish reason mapped, the model (else the configured one), and for a
+/// structured-output request without tool calls the JSON parsed (truncated at the limit:
+/// malformed_response; not JSON: schema_invalid).
+inline Result<ChatResponse> openai_answer(const OpenAIWire& w, bool structured, std::string text,
+                                          std::vector<ToolCall> calls, std::string_view finish, Usage usage,
+                                          std::string model) {
+    ChatResponse out;
+    out.text = std::move(text);
+    out.tool_calls = std::move(calls);
+    out.finish_reason = openai_finish(std::string(finish), !out.tool_calls.empty());
+    out.usage = usage;
+    out.model = model.empty() ? w.model : std::move(model);
+    // A tool round carries no answer yet; the answer comes after the results.
+    if (structured && out.tool_calls.empty()) {
+        Result<json> answer =
+            parse_answer(out.text, out.finish_reason == FinishReason::length, w.provider, w.secret);
+        if (!answer) return std::move(answer).error();
+        out.json = std::move(*answer);
+    }
+    return out;
+}
+
+/// Usage of a Chat Completions `usage` object.
+inline Usage openai_usage(const json* usage) noexcept {
+    return Usage{count_at(usage, "prompt_tokens"), count_at(usage, "completion_tokens")};
+}
+
 inline Result<ChatResponse> openai_decode_body(const OpenAIWire& w, const ChatRequest& req, const HttpResponse& res) {
     const std::string& p = w.provider;
     json body = parse_json(res.body);
@@ -246,25 +307,12 @@ inline Result<ChatResponse> openai_decode_body(const OpenAIWire& w, const ChatRe
     const std::string finish = string_at(choice, "finish_reason");
 
     // Policy signals that arrive with HTTP 200: never retried, never failed over.
-    if (const json* refusal = member(*message, "refusal");
-        refusal != nullptr && !refusal->is_null() && !(refusal->is_string() && refusal->get_ref<const std::string&>().empty())) {
-        Failure f = Failure::of(Reason::refusal, refusal->is_string()
-                                                     ? clean_message(refusal->get_ref<const std::string&>(), w.secret)
-                                                     : p + ": the model refused");
-        f.provider_code = "refusal";
-        return f;
-    }
-    if (finish == "content_filter") {
-        Failure f = Failure::of(Reason::content_filter, p + ": the output was blocked by the content filter");
-        f.provider_code = "content_filter";
-        f.category = filtered_categories(member(choice, "content_filter_results"));
-        return f;
-    }
+    if (auto blocked = openai_policy(w, member(*message, "refusal"), finish, member(choice, "content_filter_results")))
+        return *std::move(blocked);
 
-    ChatResponse out;
-    out.text = content_text(member(*message, "content"));
-    if (const json* calls = member(*message, "tool_calls"); calls != nullptr && calls->is_array()) {
-        for (const json& c : *calls) {
+    std::vector<ToolCall> calls;
+    if (const json* list = member(*message, "tool_calls"); list != nullptr && list->is_array()) {
+        for (const json& c : *list) {
             const json* fn = member(c, "function");
             ToolCall call;
             call.name = string_at(fn, "name");
@@ -272,26 +320,14 @@ inline Result<ChatResponse> openai_decode_body(const OpenAIWire& w, const ChatRe
             call.arguments = parse_arguments(member(fn, "arguments"));
             call.id = string_at(c, "id");
             if (call.id.empty()) {  // some compatible servers give none
-                call.id = mint_call_id(res.body, out.tool_calls.size(), call.name, call.arguments);
+                call.id = mint_call_id(res.body, calls.size(), call.name, call.arguments);
                 call.minted_id = true;
             }
-            out.tool_calls.push_back(std::move(call));
+            calls.push_back(std::move(call));
         }
     }
-    out.finish_reason = openai_finish(finish, !out.tool_calls.empty());
-    const json* usage = member(body, "usage");
-    out.usage.input_tokens = count_at(usage, "prompt_tokens");
-    out.usage.output_tokens = count_at(usage, "completion_tokens");
-    out.model = string_at(body, "model");
-    if (out.model.empty()) out.model = w.model;
-
-    // A tool round carries no answer yet; the answer comes after the results.
-    if (req.schema && out.tool_calls.empty()) {
-        Result<json> answer = parse_answer(out.text, out.finish_reason == FinishReason::length, p, w.secret);
-        if (!answer) return std::move(answer).error();
-        out.json = std::move(*answer);
-    }
-    return out;
+    return openai_answer(w, req.schema != nullptr, content_text(member(*message, "content")), std::move(calls), finish,
+                         openai_usage(member(body, "usage")), string_at(body, "model"));
 }
 
 inline Result<ChatResponse> openai_decode(const OpenAIWire& w, const ChatRequest& req, const HttpResponse& res) {

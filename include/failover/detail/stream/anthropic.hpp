@@ -1,0 +1,312 @@
+// SPDX-License-Identifier: MIT
+// The Anthropic Messages stream decoder: `event: <type>` + `data: {...}` frames.
+// message_start gives the model and the input usage; each content block opens
+// with content_block_start (text, tool_use {id, name}, thinking,
+// redacted_thinking), grows with content_block_delta (text_delta,
+// input_json_delta, thinking_delta, signature_delta; citations_delta and
+// unknown deltas are ignored) and closes with content_block_stop;
+// message_delta carries stop_reason and the cumulative usage; message_stop is
+// the terminator (anything after it is ignored). ping and unknown events are
+// ignored. Text is a text delta; a tool_use block is a tool_call delta with id
+// and name when it opens and one per input_json_delta piece. The tool a
+// structured-output request forces (named request.schema_name) is the answer,
+// not a call: its input_json_delta pieces are TEXT deltas, and end() puts the
+// parsed object in ChatResponse::json, as decode() does. Thinking blocks are
+// not deltas; end() keeps them (text and signature) for the next turn.
+//
+// Failures from feed(): `event: error` (its error.type mapped to the status
+// Anthropic gives it, e.g. overloaded_error 529, then classified like an error
+// body), data that is not JSON, a delta for a block that was never started,
+// stop_reason refusal (policy, with stop_details' category) and
+// model_context_window_exceeded (context_too_long) when message_delta arrives.
+// end() without message_stop, or with no stop_reason, is malformed_response.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "failover/detail/adapter_util.hpp"
+#include "failover/detail/anthropic_wire.hpp"
+#include "failover/detail/stream/common.hpp"
+#include "failover/failure.hpp"
+#include "failover/request.hpp"
+#include "failover/response.hpp"
+#include "failover/stream.hpp"
+#include "failover/version.hpp"
+
+FAILOVER_BEGIN_NAMESPACE
+namespace detail::stream {
+
+/// Decodes one streamed Messages attempt (see the file comment).
+class AnthropicStream : public Decoder {
+public:
+    /// For `request` sent to `model` with this key (kept only to redact it from messages).
+    AnthropicStream(std::string model, std::string secret, const ChatRequest& request, StreamLimits limits = {})
+        : Decoder("anthropic", std::move(secret), limits),
+          model_(std::move(model)),
+          structured_(request.schema != nullptr),
+          schema_name_(request.schema_name) {}
+
+    /// Feeds the next bytes of the body (any split); appends each delta decoded to `out`.
+    std::optional<Failure> feed(std::string_view bytes, std::vector<StreamDelta>& out) {
+        return run(bytes, [&](const SseEvent& e) { return on_event(e, out); });
+    }
+
+    /// The body ended cleanly: the answer as decode() assembles it, or why not.
+    Result<ChatResponse> end() {
+        return finish([this]() -> Result<ChatResponse> { return assemble(); });
+    }
+
+private:
+    Result<ChatResponse> assemble() {
+        if (!stopped_) {
+            const char* why = sse_.mid_event() ? "the body ended in the middle of an event"
+                              : !started_      ? "no message_start and no message_stop"
+                                               : "no message_stop";
+            return fail(ended_early(provider_, why));
+        }
+        if (content_.stop.empty()) return fail(ended_early(provider_, "message_stop came without a stop_reason"));
+        wire::AnthropicContent c = content_;
+        for (const auto& [index, b] : blocks_) {
+            switch (b.kind) {
+                case Block::Kind::tool: {
+                    ToolCall call = b.call;
+                    Result<json> input = input_of(b);
+                    if (!input) return fail(input.error());
+                    call.arguments = std::move(*input);
+                    c.calls.push_back(std::move(call));
+                    break;
+                }
+                case Block::Kind::answer: {
+                    Result<json> input = input_of(b);
+                    if (!input) return fail(input.error());
+                    c.answer = std::move(*input);
+                    break;
+                }
+                case Block::Kind::thinking:
+                case Block::Kind::redacted:
+                    c.thinking.push_back(wire::anthropic_thinking(b.kind == Block::Kind::redacted, b.text, b.signature, model_));
+                    break;
+                case Block::Kind::text:
+                case Block::Kind::other: break;
+            }
+        }
+        Result<ChatResponse> r = wire::anthropic_answer(std::move(c), structured_, schema_name_, model_, secret_);
+        if (!r) return fail(r.error());
+        return r;
+    }
+
+    struct Block {
+        enum class Kind { text, tool, answer, thinking, redacted, other };
+        Kind kind = Kind::other;
+        std::size_t call_index = 0;  // tool: which call of the answer
+        ToolCall call{};             // tool: id and name
+        std::string text{};          // tool/answer: the joined partial_json; thinking: the text
+        std::string signature{};     // thinking: signature; redacted: data
+    };
+
+    // A tool input: the joined partial_json parsed ({} when empty). Text that does not parse
+    // is a broken stream, unless the output limit cut it off: then a tool call keeps it as a
+    // JSON string (the tool-call gate reports it) and the answer is reported truncated.
+    Result<json> input_of(const Block& b) const {
+        if (b.text.find_first_not_of(" \t\r\n") == std::string::npos) return json::object();
+        json parsed = parse(b.text);
+        if (!parsed.is_discarded()) return parsed;
+        if (content_.stop == "max_tokens") return json(b.text);
+        return wire::malformed(provider_, "the input of tool_use block '" + wire::clean_message(b.call.name, {}, 64) +
+                                              "' is not JSON: " + wire::clean_message(b.text, secret_, 80));
+    }
+
+    static std::optional<std::int64_t> index_of(const json& data) {
+        const json* i = wire::member(data, "index");
+        if (i == nullptr || !i->is_number_integer()) return std::nullopt;
+        return i->get<std::int64_t>();
+    }
+
+    std::optional<Failure> on_event(const SseEvent& e, std::vector<StreamDelta>& out) {
+        if (stopped_) return std::nullopt;  // nothing counts after message_stop
+        if (e.type != "message" && e.type != "error" && !known(e.type)) return std::nullopt;  // ping, unknown events
+        const json data = parse(e.data);
+        if (e.type == "error") {
+            const std::string type = data.is_discarded() ? std::string() : wire::read_error(data).type;
+            return error_event(provider_, wire::anthropic_error_status(type), e.data,
+                               [this](const ErrorReply& r, Failure& f) { wire::anthropic_classify(secret_, r, f); });
+        }
+        if (data.is_discarded()) return bad_event(provider_, "malformed server-sent event JSON", e.data, secret_);
+        if (!data.is_object()) return bad_event(provider_, "an event's data is not a JSON object", e.data, secret_);
+        const std::string type = e.type == "message" ? wire::string_at(data, "type") : e.type;
+        if (type == "error") {  // an error frame without its event line
+            return error_event(provider_, wire::anthropic_error_status(wire::read_error(data).type), e.data,
+                               [this](const ErrorReply& r, Failure& f) { wire::anthropic_classify(secret_, r, f); });
+        }
+        if (type == "message_start") return message_start(data, out);
+        if (type == "content_block_start") return block_start(data, out);
+        if (type == "content_block_delta") return block_delta(data, out);
+        if (type == "content_block_stop") return std::nullopt;  // inputs are parsed at the end, in block order
+        if (type == "message_delta") return message_delta(data, out);
+        if (type == "message_stop") stopped_ = true;
+        return std::nullopt;  // ping, unknown events
+    }
+
+    static bool known(std::string_view type) noexcept {
+        return type == "message_start" || type == "content_block_start" || type == "content_block_delta" ||
+               type == "content_block_stop" || type == "message_delta" || type == "message_stop";
+    }
+
+    std::optional<Failure> message_start(const json& data, std::vector<StreamDelta>& out) {
+        started_ = true;
+        const json* message = wire::member(data, "message");
+        content_.model = wire::string_at(message, "model");
+        const json* usage = wire::member(message, "usage");
+        content_.usage.input_tokens = wire::anthropic_input_tokens(usage);
+        content_.usage.output_tokens = wire::count_at(usage, "output_tokens");
+        emit_usage(out);
+        return std::nullopt;
+    }
+
+    std::optional<Failure> block_start(const json& data, std::vector<StreamDelta>& out) {
+        const std::optional<std::int64_t> index = index_of(data);
+        const json* block = wire::member(data, "content_block");
+        if (!index || block == nullptr || !block->is_object())
+            return bad_event(provider_, "content_block_start without an index or a content_block", {}, secret_);
+        if (blocks_.count(*index) != 0) return bad_event(provider_, "a content block was started twice", {}, secret_);
+        Block& b = blocks_[*index];
+        const std::string type = wire::string_at(*block, "type");
+        if (type == "text") {
+            b.kind = Block::Kind::text;
+            add_text(wire::string_at(*block, "text"), out);
+        } else if (type == "tool_use") {
+            std::string name = wire::string_at(*block, "name");
+            if (name.empty()) return wire::malformed(provider_, "a tool_use block has no name");
+            const json* input = wire::member(*block, "input");
+            // The input normally arrives in input_json_delta pieces; a start that already
+            // carries a non-empty object counts as its first piece.
+            std::string initial = input != nullptr && input->is_object() && !input->empty() ? input->dump() : std::string();
+            if (structured_ && name == schema_name_) {
+                b.kind = Block::Kind::answer;
+                b.call.name = std::move(name);
+                b.text = initial;
+                emit_text(std::move(initial), out);  // the answer's JSON text, kept apart from prose
+                return std::nullopt;
+            }
+            b.kind = Block::Kind::tool;
+            b.call_index = calls_++;
+            b.call.name = std::move(name);
+            b.call.id = wire::string_at(*block, "id");
+            if (b.call.id.empty()) {
+                b.call.id = wire::mint_call_id(seed_.text(), b.call_index, b.call.name, json::object());
+                b.call.minted_id = true;
+            }
+            b.text = initial;
+            StreamDelta d;
+            d.kind = StreamDelta::Kind::tool_call;
+            d.index = b.call_index;
+            d.id = b.call.id;
+            d.name = b.call.name;
+            d.text = std::move(initial);
+            out.push_back(std::move(d));
+        } else if (type == "thinking") {
+            b.kind = Block::Kind::thinking;
+            b.text = wire::string_at(*block, "thinking");
+            b.signature = wire::string_at(*block, "signature");
+        } else if (type == "redacted_thinking") {
+            b.kind = Block::Kind::redacted;
+            b.signature = wire::string_at(*block, "data");
+        }
+        return std::nullopt;  // server-tool blocks carry nothing the unified response holds
+    }
+
+    std::optional<Failure> block_delta(const json& data, std::vector<StreamDelta>& out) {
+        const std::optional<std::int64_t> index = index_of(data);
+        const auto it = index ? blocks_.find(*index) : blocks_.end();
+        if (it == blocks_.end()) return bad_event(provider_, "content_block_delta for a block never started", {}, secret_);
+        Block& b = it->second;
+        const json* delta = wire::member(data, "delta");
+        const std::string type = wire::string_at(delta, "type");
+        if (type == "text_delta" && b.kind == Block::Kind::text) {
+            add_text(wire::string_at(delta, "text"), out);
+        } else if (type == "input_json_delta" && (b.kind == Block::Kind::tool || b.kind == Block::Kind::answer)) {
+            std::string piece = wire::string_at(delta, "partial_json");
+            if (piece.empty()) return std::nullopt;
+            b.text += piece;
+            if (b.kind == Block::Kind::answer) {
+                emit_text(std::move(piece), out);
+            } else {
+                StreamDelta d;
+                d.kind = StreamDelta::Kind::tool_call;
+                d.index = b.call_index;
+                d.text = std::move(piece);
+                out.push_back(std::move(d));
+            }
+        } else if (type == "thinking_delta" && b.kind == Block::Kind::thinking) {
+            b.text += wire::string_at(delta, "thinking");
+        } else if (type == "signature_delta" && b.kind == Block::Kind::thinking) {
+            b.signature += wire::string_at(delta, "signature");
+        }
+        return std::nullopt;  // citations_delta and anything new
+    }
+
+    std::optional<Failure> message_delta(const json& data, std::vector<StreamDelta>& out) {
+        const json* delta = wire::member(data, "delta");
+        if (const json* usage = wire::member(data, "usage"); usage != nullptr && usage->is_object()) {
+            // output_tokens is cumulative; newer servers also repeat the input counts.
+            if (wire::member(*usage, "output_tokens") != nullptr)
+                content_.usage.output_tokens = wire::count_at(usage, "output_tokens");
+            if (wire::member(*usage, "input_tokens") != nullptr)
+                content_.usage.input_tokens = wire::anthropic_input_tokens(usage);
+            emit_usage(out);
+        }
+        const std::string stop = wire::string_at(delta, "stop_reason");
+        if (stop.empty() || !content_.stop.empty()) return std::nullopt;
+        content_.stop = stop;
+        if (const json* details = wire::member(delta, "stop_details"); details != nullptr) content_.stop_details = *details;
+        else if (const json* top = wire::member(data, "stop_details"); top != nullptr) content_.stop_details = *top;
+        if (auto failed = wire::anthropic_stop_failure(stop, content_.stop_details, content_.text, secret_)) return failed;
+        StreamDelta d;
+        d.kind = StreamDelta::Kind::finish;
+        d.finish = wire::anthropic_finish(stop);
+        if (structured_ && stop != "max_tokens" &&
+            std::any_of(blocks_.begin(), blocks_.end(), [](const auto& kv) { return kv.second.kind == Block::Kind::answer; }))
+            d.finish = FinishReason::stop;  // the forced tool's input is the answer, as in decode()
+        out.push_back(std::move(d));
+        return std::nullopt;
+    }
+
+    void add_text(std::string text, std::vector<StreamDelta>& out) {
+        content_.text += text;
+        emit_text(std::move(text), out);
+    }
+
+    static void emit_text(std::string text, std::vector<StreamDelta>& out) {
+        if (text.empty()) return;
+        StreamDelta d;
+        d.text = std::move(text);
+        out.push_back(std::move(d));
+    }
+
+    void emit_usage(std::vector<StreamDelta>& out) {
+        StreamDelta d;
+        d.kind = StreamDelta::Kind::usage;
+        d.usage = content_.usage;
+        out.push_back(std::move(d));
+    }
+
+    std::string model_;
+    bool structured_ = false;
+    std::string schema_name_;
+    bool started_ = false;
+    bool stopped_ = false;
+    std::size_t calls_ = 0;
+    std::map<std::int64_t, Block> blocks_{};
+    wire::AnthropicContent content_{};  // text, stop, stop_details, usage, model as they arrive
+};
+
+}  // namespace detail::stream
+FAILOVER_END_NAMESPACE
