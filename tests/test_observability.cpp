@@ -442,6 +442,38 @@ TEST_CASE("Prometheus: a mixed run through a Router is exposed exactly, and prom
     CHECK(x.sum("failover_drift_alerts_total", {{"tenant", ""}}) == static_cast<double>(overall_alerts));
 }
 
+TEST_CASE("Prometheus: streams expose time to first token and how they ended, and promtool accepts it") {
+    Env env;
+    auto t = std::make_shared<ScriptedTransport>();
+    t->then_stream([clock = env.clock](const HttpRequest&, Deadline, const StreamSpec& spec) -> Result<HttpResponse> {
+         clock->advance(300ms);  // the first token takes 300 ms
+         spec.on_data("t hello\n");
+         spec.on_data("f\n");
+         return HttpResponse{200, {}, {}};
+     })
+        .then_stream(ScriptedTransport::streamed({"t cut short\n"}, Failure::of(Reason::connection, "reset")));
+    Router router{env.options(), Route{"primary", FakeStreamingAdapter{}, t}};
+    auto prom = std::make_shared<PrometheusSink>();
+    router.add_sink(prom);
+    ChatRequest req;
+    req.messages = {user("hi")};
+    REQUIRE(router.stream(req, {}));
+    REQUIRE_FALSE(router.stream(req, {}));
+    const std::string text = prom->scrape();
+    const Exposition e = parse(text);
+    CHECK(e.sum("failover_first_token_seconds_count", {{"route", "primary"}}) == 2);
+    CHECK(e.sum("failover_first_token_seconds_bucket", {{"route", "primary"}, {"le", "0.25"}}) == 1);
+    CHECK(e.sum("failover_first_token_seconds_bucket", {{"route", "primary"}, {"le", "0.5"}}) == 2);
+    CHECK(e.sum("failover_streams_total", {{"outcome", "complete"}, {"reason", "none"}}) == 1);
+    CHECK(e.sum("failover_streams_total", {{"outcome", "failed_mid_stream"}, {"reason", "connection"}}) == 1);
+    if (have_promtool()) {
+        const ToolRun run = check_metrics(text);
+        INFO(run.output);
+        CHECK(run.rc == 0);
+        CHECK(run.output.empty());
+    }
+}
+
 TEST_CASE("Prometheus: histogram buckets are cumulative, inclusive and end in +Inf") {
     PrometheusSink prom;
     for (auto d : {30ms, 50ms, 700ms, 200000ms}) {

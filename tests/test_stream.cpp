@@ -4,6 +4,7 @@
 // caller sees and when, failover before the first delta, mid-stream failures
 // that carry the partial text, the opt-in restart, held structured answers and
 // tool calls, cancellation, and routes that cannot stream.
+#include <algorithm>
 #include <stop_token>
 #include <string>
 #include <vector>
@@ -276,4 +277,144 @@ TEST_CASE("cancel: a stop request from another thread ends a hung transfer withi
     CHECK(sink->count("attempt") == 1);
     // The canned reply was not used: a cancel ends the request, it does not fail over.
     CHECK(sink->count("fallback") == 0);
+}
+
+namespace {
+
+// One streaming provider of each wire format over real HTTP, in front of a healthy secondary.
+struct Wired {
+    std::string wire;
+    failover_mock::MockProvider mock;
+    std::shared_ptr<CurlTransport> http = std::make_shared<CurlTransport>();
+    RouteOptions fast() const {
+        RouteOptions o;
+        o.first_token_timeout = 400ms;
+        o.stream_idle_timeout = 400ms;
+        o.max_attempts = 1;
+        return o;
+    }
+    AnyRoute primary() {
+        const std::string base = mock.url("primary");
+        if (wire == "openai")
+            return Route{"primary", OpenAI{{.model = "gpt-4o", .api_key = "sk-test", .base_url = base + "/v1"}}, http, fast()};
+        if (wire == "azure")
+            return Route{"primary", OpenAICompatible::azure({.base_url = base, .deployment = "gpt-4o", .api_key = "k"}), http, fast()};
+        if (wire == "anthropic")
+            return Route{"primary", Anthropic{{.model = "claude-sonnet-4-5", .api_key = "k", .base_url = base}}, http, fast()};
+        return Route{"primary", Gemini{{.model = "gemini-2.5-flash", .api_key = "k", .base_url = base}}, http, fast()};
+    }
+    DynamicRouter router() {
+        std::vector<AnyRoute> chain;
+        chain.push_back(primary());
+        chain.push_back(Route{"secondary", Anthropic{{.model = "claude-sonnet-4-5", .api_key = "k", .base_url = mock.url("secondary")}}, http});
+        RouterOptions o;
+        o.seed = 5;
+        return DynamicRouter{std::move(chain), o};
+    }
+};
+
+}  // namespace
+
+TEST_CASE("stream over HTTP: every wire format streams token by token, and every fault ends as the rules say") {
+    const std::string wire = GENERATE(as<std::string>{}, "openai", "azure", "anthropic", "gemini");
+    Wired w{wire};
+    w.mock.route("secondary").otherwise(failover_mock::Fault::ok("secondary answer"));
+    auto router = w.router();
+    const std::string text = "Streams arrive a few characters at a time.";
+    INFO("wire " << wire);
+
+    SECTION("a clean stream") {
+        w.mock.route("primary").otherwise(failover_mock::Fault::ok(text).pieces(6).paced(5ms));
+        Seen seen;
+        auto r = router.stream(ask(), seen.callback());
+        REQUIRE(r);
+        CHECK(r->route == "primary");
+        CHECK(r->text == text);
+        CHECK(seen.text == text);
+        CHECK(seen.log.front() == "route:primary");
+        CHECK(std::count_if(seen.log.begin(), seen.log.end(), [](const std::string& l) { return l.rfind("text:", 0) == 0; }) >= 7);
+        CHECK(seen.log.back() == "finish");
+        CHECK(w.mock.route("secondary").requests() == 0);
+    }
+    SECTION("a stall before the first token fails over within the first-token limit, invisibly") {
+        w.mock.route("primary").otherwise(failover_mock::Fault::ok(text).stall_first());
+        Seen seen;
+        const auto t0 = std::chrono::steady_clock::now();
+        auto r = router.stream(ask(), seen.callback());
+        const auto took = std::chrono::steady_clock::now() - t0;
+        REQUIRE(r);
+        CHECK(r->route == "secondary");
+        CHECK(seen.log.front() == "route:secondary");
+        CHECK(seen.text == "secondary answer");
+        CHECK(took < 400ms + 1s);  // the limit, plus the secondary's own answer
+        REQUIRE(r->attempts.size() == 2);
+        CHECK(r->attempts[0].reason == Reason::timeout);
+    }
+    SECTION("an error event before the first token fails over too") {
+        w.mock.route("primary").otherwise(failover_mock::Fault::ok(text).error_after(0));
+        Seen seen;
+        auto r = router.stream(ask(), seen.callback());
+        REQUIRE(r);
+        CHECK(r->route == "secondary");
+        CHECK(seen.text == "secondary answer");
+    }
+    // Past the first delta: a classified mid-stream failure with the partial text; the secondary never called.
+    const auto mid_stream = [&](failover_mock::Fault f, std::initializer_list<Reason> reasons) {
+        w.mock.route("primary").otherwise(f);
+        Seen seen;
+        auto r = router.stream(ask(), seen.callback());
+        REQUIRE_FALSE(r);
+        CHECK(r.error().mid_stream);
+        CHECK(std::find(reasons.begin(), reasons.end(), r.error().reason) != reasons.end());
+        CHECK_FALSE(r.error().partial_text.empty());
+        CHECK(r.error().partial_text == seen.text);
+        CHECK(text.rfind(r.error().partial_text, 0) == 0);
+        CHECK(w.mock.route("secondary").requests() == 0);
+        REQUIRE(r.error().attempts.size() == 1);
+    };
+    SECTION("a stall mid-stream") { mid_stream(failover_mock::Fault::ok(text).pieces(5).stall_after(2), {Reason::timeout}); }
+    SECTION("a connection cut mid-stream") {
+        mid_stream(failover_mock::Fault::ok(text).pieces(5).cut_after(2), {Reason::connection, Reason::malformed_response});
+    }
+    SECTION("an error event mid-stream") {
+        mid_stream(failover_mock::Fault::ok(text).pieces(5).error_after(2), {Reason::overloaded, Reason::server_error});
+    }
+    SECTION("a stream that ends without its terminator") {
+        mid_stream(failover_mock::Fault::ok(text).pieces(5).without_terminator(), {Reason::malformed_response});
+    }
+    SECTION("a malformed event") {
+        mid_stream(failover_mock::Fault::ok(text).pieces(5).malformed_after(2), {Reason::malformed_response});
+    }
+    SECTION("a slow drip completes, each gap inside the idle limit") {
+        w.mock.route("primary").otherwise(failover_mock::Fault::ok(text).pieces(10).paced(60ms));
+        auto r = router.stream(ask(), {});
+        REQUIRE(r);
+        CHECK(r->text == text);
+    }
+}
+
+TEST_CASE("stream over HTTP: a structured answer and a tool call arrive whole and valid") {
+    failover_mock::MockProvider mock;
+    auto http = std::make_shared<CurlTransport>();
+    mock.route("p").then(failover_mock::Fault::schema_invalid().pieces(4))
+        .then(failover_mock::Fault::ok_json({{"total", 12.5}}).pieces(4))
+        .then(failover_mock::Fault::tool_call("get_weather", {{"city", "Paris"}}).pieces(4));
+    Router router{Route{"p", Anthropic{{.model = "claude-sonnet-4-5", .api_key = "k", .base_url = mock.url("p")}}, http}};
+    ChatRequest req = ask();
+    req.schema = Schema::parse(R"({"type":"object","properties":{"total":{"type":"number"}},"required":["total"]})");
+    Seen seen;
+    auto r = router.stream(req, seen.callback());
+    REQUIRE(r);
+    CHECK(r->json == nlohmann::json{{"total", 12.5}});
+    CHECK(nlohmann::json::parse(seen.text) == r->json);  // the caller saw only the valid answer
+    CHECK(r->attempts.size() == 2);
+
+    ChatRequest tools = ask();
+    tools.tools = {Tool{"get_weather", "", nlohmann::json::parse(R"({"type":"object","required":["city"]})")}};
+    Seen calls;
+    auto t = router.stream(tools, calls.callback());
+    REQUIRE(t);
+    REQUIRE(t->tool_calls.size() == 1);
+    CHECK(t->tool_calls[0].arguments == nlohmann::json{{"city", "Paris"}});
+    CHECK(std::count_if(calls.log.begin(), calls.log.end(), [](const std::string& l) { return l.rfind("call:0:", 0) == 0; }) >= 1);
 }

@@ -76,6 +76,8 @@ enum class StreamStep {
 /// How a streamed 2xx body is handed over, and how long it may go quiet. A non-2xx
 /// response is read whole, as by send(), for the classifier.
 struct StreamSpec {
+    /// Called once, before the first body byte of a 2xx response, with its status and headers.
+    std::function<void(int, const Headers&)> on_head{};
     std::function<StreamStep(std::string_view)> on_data{};  ///< body bytes of a 2xx response as they arrive
     std::chrono::milliseconds idle{0};  ///< after the first progress, the longest gap between two (0: none)
 };

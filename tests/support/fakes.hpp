@@ -46,6 +46,7 @@ public:
     static StreamStepFn streamed(std::vector<std::string> chunks, Result<HttpResponse> end = HttpResponse{200, {}, {}}) {
         return [chunks = std::move(chunks), end = std::move(end)](const HttpRequest&, Deadline d, const StreamSpec& spec)
                    -> Result<HttpResponse> {
+            if (spec.on_head) spec.on_head(200, Headers{{"Content-Type", "text/event-stream"}});
             for (const auto& c : chunks) {
                 if (d.stop.stop_requested()) return Failure::of(Reason::cancelled, "cancelled by the caller");
                 if (spec.on_data(c) == StreamStep::stop) return HttpResponse{200, {}, {}};
@@ -77,6 +78,7 @@ public:
         if (step) return step(req, d, spec);
         Result<HttpResponse> r = send(req, d);
         if (r && r->status >= 200 && r->status < 300) {
+            if (spec.on_head) spec.on_head(r->status, r->headers);
             spec.on_data(r->body);
             r->body.clear();
         }
@@ -256,7 +258,7 @@ struct FakeStreamDecoder {
 /// FakeAdapter that can also stream (the format of FakeStreamDecoder).
 struct FakeStreamingAdapter : FakeAdapter {
     Result<HttpRequest> encode_stream(const ChatRequest& req) const { return encode(req); }
-    FakeStreamDecoder stream_decoder(const ChatRequest&) const { return {}; }
+    FakeStreamDecoder stream_decoder(const ChatRequest&, StreamLimits = {}) const { return {}; }
 };
 
 /// A local adapter that answers with a fixed text.

@@ -307,8 +307,9 @@ inline std::size_t curl_on_body(char* data, std::size_t size, std::size_t count,
     const std::size_t n = size * count;
     if (call->stream && call->status >= 200 && call->status < 300) {
         // A streamed success: the bytes go to the receiver as they come, never into memory here.
-        call->streamed = true;
         try {
+            if (!call->streamed && call->stream->on_head) call->stream->on_head(call->status, call->response->headers);
+            call->streamed = true;
             switch (call->stream->on_data(std::string_view(data, n))) {
                 case StreamStep::more: return n;
                 case StreamStep::progress:

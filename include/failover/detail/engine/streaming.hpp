@@ -12,6 +12,7 @@
 // adapter or transport cannot stream answers whole, delivered after its gates.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <exception>
 #include <functional>
@@ -70,8 +71,11 @@ public:
         return content;
     }
 
-    /// The attempt's answer passed the gates: what was held goes out.
+    /// The attempt's answer passed the gates: what was held goes out, the finish last
+    /// (providers differ in whether usage comes before or after it).
     void release() {
+        std::stable_partition(held_.begin(), held_.end(),
+                              [](const StreamDelta& d) { return d.kind != StreamDelta::Kind::finish; });
         for (const StreamDelta& d : held_) deliver(d);
         held_.clear();
     }
@@ -135,7 +139,8 @@ private:
             e.route = route_;
             call(e);
         }
-        committed_ = true;
+        // Committed once answer content reached the caller (an early usage report does not count).
+        committed_ = committed_ || d.kind == StreamDelta::Kind::text || d.kind == StreamDelta::Kind::tool_call;
         if (d.kind == StreamDelta::Kind::text) partial_ += d.text;
         StreamEvent e;
         e.kind = StreamEvent::Kind::delta;
@@ -183,13 +188,33 @@ Result<ChatResponse> perform_stream(R& r, const ChatRequest& req, Deadline d, St
         try {
             Result<HttpRequest> http = [&]() -> Result<HttpRequest> { return r.adapter().encode_stream(req); }();
             if (!http) return std::move(http).error();
-            auto decoder = r.adapter().stream_decoder(req);
+            StreamLimits limits;
+            if constexpr (requires { r.transport().options().max_response_bytes; })
+                limits.max_total_bytes = r.transport().options().max_response_bytes;
+            auto decoder = r.adapter().stream_decoder(req, limits);
             std::vector<StreamDelta> batch;
             std::optional<Failure> failed;
             const auto t0 = rs.clock.now();
+            // A server that ignores the stream request answers one JSON body: read it whole.
+            bool whole = false;
+            HttpResponse body;
             StreamSpec spec;
             spec.idle = r.options().stream_idle_timeout;
+            spec.on_head = [&](int status, const Headers& headers) {
+                const std::string* type = find_header(headers, "content-type");
+                whole = type == nullptr || type->find("event-stream") == std::string::npos;
+                body.status = status;
+                if (whole) body.headers = headers;
+            };
             spec.on_data = [&](std::string_view bytes) {
+                if (whole) {
+                    if (bytes.size() > limits.max_total_bytes - std::min(body.body.size(), limits.max_total_bytes)) {
+                        failed = Failure::of(Reason::response_too_large, "the response is larger than max_response_bytes");
+                        return StreamStep::stop;
+                    }
+                    body.body.append(bytes);
+                    return StreamStep::more;
+                }
                 batch.clear();
                 failed = decoder.feed(bytes, batch);
                 bool progress = false;
@@ -208,8 +233,18 @@ Result<ChatResponse> perform_stream(R& r, const ChatRequest& req, Deadline d, St
                                    "the stream's callback threw: " + classifier::sanitize_text(out.broken_why(), 200));
             if (!res) return std::move(res).error();
             if (!is_success(res->status)) return classify_response(*res, wall_now(), r.adapter());
-            if (failed) return std::move(*failed);
-            return decoder.end();
+            if (failed) {
+                if (failed->status == 0) failed->status = res->status;
+                return std::move(*failed);
+            }
+            if (whole) {
+                Result<ChatResponse> dec = r.adapter().decode(req, body);
+                if (!dec && dec.error().status == 0) dec.error().status = res->status;
+                return dec;
+            }
+            Result<ChatResponse> end = decoder.end();
+            if (!end && end.error().status == 0) end.error().status = res->status;
+            return end;
         } catch (const std::exception& e) {
             return thrown(e);
         } catch (...) {
