@@ -4,14 +4,19 @@
 // and routes ~200 requests through a chain whose primary degrades: a 429 burst,
 // a long Retry-After, then an outage, then recovery. It prints what an operator
 // would want to see: requests served per route, fallbacks by reason, breaker
-// transitions and latency percentiles; then one schema repair and one policy
-// block. With OPENAI_API_KEY, ANTHROPIC_API_KEY or GEMINI_API_KEY set, it builds
-// the chain from those real providers instead and sends one plain and one
-// structured-output prompt.
+// transitions and latency percentiles; first it shows one schema repair, one
+// policy block and one streamed answer whose primary stalls before its first
+// token, printed token by token as the secondary streams it. With
+// OPENAI_API_KEY, ANTHROPIC_API_KEY or GEMINI_API_KEY set, it builds the chain
+// from those real providers instead and sends a plain, a structured-output and
+// a streamed prompt.
 //   example-01-quickstart [--quick] [--mock]
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <mutex>
@@ -65,12 +70,30 @@ double percentile(std::vector<double> v, double p) {
     return v[std::min(i, v.size() - 1)];
 }
 
+// A progress line that redraws in a terminal; elsewhere (a log, CI) a plain line per quarter.
 void progress(int done, int total) {
+    static const bool tty = ::isatty(STDOUT_FILENO) == 1;
+    if (!tty) {
+        if (done * 4 / total != (done - 1) * 4 / total) std::printf("  %d/%d requests\n", done, total);
+        return;
+    }
     const int width = 40;
     const int filled = done * width / total;
     std::printf("\r  [%s%s] %d/%d", std::string(static_cast<std::size_t>(filled), '#').c_str(),
                 std::string(static_cast<std::size_t>(width - filled), '.').c_str(), done, total);
+    if (done == total) std::printf("\n");
     std::fflush(stdout);
+}
+
+// Prints a stream as it arrives: which route, then each token.
+std::function<void(const StreamEvent&)> printer() {
+    return [](const StreamEvent& e) {
+        if (e.kind == StreamEvent::Kind::route) std::printf("  [%s] ", std::string(e.route).c_str());
+        if (e.kind == StreamEvent::Kind::delta && e.delta->kind == StreamDelta::Kind::text)
+            std::printf("%s", e.delta->text.c_str());
+        if (e.kind == StreamEvent::Kind::restart) std::printf(" <restart>\n");
+        std::fflush(stdout);
+    };
 }
 
 const char* kInvoiceSchema = R"({
@@ -104,6 +127,7 @@ int run_mock(bool quick) {
     fast.breaker.window = 10s;
     fast.breaker.open_base = quick ? 50ms : 400ms;
     fast.breaker.open_max = 2s;
+    fast.first_token_timeout = quick ? 150ms : 300ms;
 
     Router router{
         Route{"primary", OpenAI{{.model = "gpt-4o", .api_key = "sk-demo", .base_url = mock.url("primary") + "/v1"}},
@@ -155,6 +179,27 @@ int run_mock(bool quick) {
     const bool repaired = inv && inv->attempts.size() == 2;
     const bool surfaced = !blocked && blocked.error().kind == FailureKind::policy && secondary.requests() == secondary_before;
 
+    // A streamed answer: the primary accepts the request and then says nothing. After its
+    // first-token limit the stream moves on, before anything reached the reader, and the
+    // secondary's tokens are printed as they arrive.
+    primary.then(Fault::ok("never sent").stall_first(), 2);  // the attempt and its retry
+    secondary.then(Fault::ok("Failover happened before the first token, so this answer is the only one you see.")
+                       .pieces(5)
+                       .paced(quick ? 5ms : 25ms));
+    std::printf("\nStreaming (the primary stalls before its first token; limit %lld ms)\n",
+                static_cast<long long>(fast.first_token_timeout.count()));
+    auto streamed = router.stream(ChatRequest{.messages = {user("Tell me what happened.")}, .tenant = "acme"}, printer());
+    std::printf("\n");
+    const bool stream_failed_over = streamed && streamed->route == "secondary" && streamed->attempts.size() == 3 &&
+                                    streamed->attempts[0].reason == Reason::timeout;
+    if (streamed) {
+        std::printf("  answered by %s after %zu attempts (the primary's two: %s, before any token)\n",
+                    streamed->route.c_str(), streamed->attempts.size(),
+                    std::string(to_string(streamed->attempts[0].reason)).c_str());
+    } else {
+        std::printf("  failed: %s\n", streamed.error().message.c_str());
+    }
+
     {
         std::lock_guard lock(tally->mu);  // the table below is about the degradation story only
         tally->served.clear();
@@ -188,7 +233,7 @@ int run_mock(bool quick) {
         progress(i + 1, total);
         std::this_thread::sleep_until(next_tick);
     }
-    std::printf("\n\n");
+    std::printf("\n");
 
     std::unique_lock lock(tally->mu);  // released before routing again: the sink takes it too
     std::printf("Requests served per route\n");
@@ -217,7 +262,7 @@ int run_mock(bool quick) {
     lock.unlock();
 
     const bool ok = served_total == total && served_primary > 0 && served_secondary > 0 && reasons >= 3 && repaired &&
-                    surfaced;
+                    surfaced && stream_failed_over;
     return ok ? 0 : 1;
 }
 
@@ -263,6 +308,11 @@ int run_real() {
                                   .messages = {user("Extract the invoice fields: ACME Corp, total 12.50 EUR")},
                                   .schema = Schema::parse(kInvoiceSchema),
                                   .schema_name = "invoice"}));
+    std::printf("Streamed prompt\n");
+    auto streamed = router.stream(ChatRequest{.messages = {user("In two sentences, why do LLM calls need a fallback?")}},
+                                  printer());
+    std::printf("\n");
+    show("Streamed prompt", streamed);
     return 0;
 }
 
