@@ -6,10 +6,6 @@
 // receives is one listed attempt; x-should-retry is honoured both ways; a cache
 // miss is a skip, not a failure; tool calls keep their ids and signatures
 // across providers, and are checked against the tools offered.
-#include <fcntl.h>
-#include <sys/resource.h>
-#include <unistd.h>
-
 #include <chrono>
 #include <cstdlib>
 #include <string>
@@ -475,33 +471,3 @@ TEST_CASE("degradation: local presets need no key, Azure takes a key or an Entra
     CHECK_THROWS_AS((Route{"a", Anthropic{{.model = "claude-sonnet-4-5"}}, http}), std::invalid_argument);
 }
 
-TEST_CASE("degradation: running out of descriptors is a local failure, never a strike against the provider") {
-    Fixture fx;
-    RouteOptions ro;
-    ro.backoff = Backoff{1ms, 1ms};
-    Router router{fx.options(), Route{"primary", fx.openai("primary"), fx.http, ro}, Route{"canned", StaticReply{"busy"}}};
-    rlimit old{};
-    REQUIRE(::getrlimit(RLIMIT_NOFILE, &old) == 0);
-    int highest = 0;
-    for (int fd = 0; fd < 65536; ++fd)
-        if (::fcntl(fd, F_GETFD) != -1) highest = fd;
-    rlimit low = old;
-    low.rlim_cur = static_cast<rlim_t>(highest + 1);
-    REQUIRE(::setrlimit(RLIMIT_NOFILE, &low) == 0);
-    std::vector<int> filler;  // every descriptor number below the limit in use: the next socket() fails
-    for (int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC); fd >= 0; fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC))
-        filler.push_back(fd);
-    auto r = router.route_with_fallback(ask());
-    for (int fd : filler) ::close(fd);
-    REQUIRE(::setrlimit(RLIMIT_NOFILE, &old) == 0);
-    REQUIRE(r);
-    CHECK(r->route == "canned");
-    REQUIRE(r->attempts.size() == 2);
-    CHECK(r->attempts[0].reason == Reason::local_resource);
-    CHECK(fx.mock.route("primary").requests() == 0);
-    CHECK(router.route<0>().breaker().window_counts(fx.clock->now()).second == 0);
-    CHECK(router.route<0>().retry_budget().tokens() == RetryBudgetOptions{}.capacity);
-    auto after = router.route_with_fallback(ask());  // descriptors back: the primary is fine
-    REQUIRE(after);
-    CHECK(after->route == "primary");
-}
