@@ -1085,7 +1085,8 @@ TEST_CASE("Gemini stream: every split decodes like the whole stream", "[sse][gem
 
 TEST_CASE("decoders: a decoder moved mid-stream carries on", "[sse][decoder]") {
     const std::string bytes = fixture("anthropic/tool_use.sse");
-    auto d = anthropic().stream_decoder(plain());
+    // The concrete decoder (adapters hand it out boxed), to read its byte count.
+    detail::stream::AnthropicStream d("claude-sonnet-4-5", "sk-ant-test", plain(), StreamLimits{});
     std::vector<StreamDelta> out;
     REQUIRE(!d.feed(std::string_view(bytes).substr(0, bytes.size() / 2), out));
     auto moved = std::move(d);
@@ -1112,8 +1113,8 @@ TEST_CASE("decoders: garbage never throws, and an oversized event is response_to
     const auto f = d.feed("data: " + std::string(1000, 'x'), out);
     REQUIRE(f);
     CHECK(f->reason == Reason::response_too_large);
-    const auto whole = gemini().stream_decoder(plain(), StreamLimits{.max_event_bytes = 1 << 20, .max_total_bytes = 100});
-    const Outcome o = decode_whole(whole, fixture("gemini/text.sse"));
+    auto whole = gemini().stream_decoder(plain(), StreamLimits{.max_event_bytes = 1 << 20, .max_total_bytes = 100});
+    const Outcome o = decode_whole(std::move(whole), fixture("gemini/text.sse"));
     REQUIRE(o.failure);
     CHECK(o.failure->reason == Reason::response_too_large);
 }
@@ -1166,7 +1167,7 @@ TEST_CASE("encode_stream: the streaming request of each adapter", "[sse][encode]
     }
     static_assert(StreamingAdapter<OpenAI> && StreamingAdapter<OpenAICompatible> && StreamingAdapter<Anthropic> &&
                   StreamingAdapter<Gemini>);
-    static_assert(std::is_same_v<stream_decoder_t<Gemini>, detail::stream::GeminiStream>);
+    static_assert(std::is_same_v<stream_decoder_t<Gemini>, StreamDecoderBox>);  // the concrete decoders stay inside
 }
 
 // ======================================================================= over real HTTP

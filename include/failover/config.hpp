@@ -16,3 +16,16 @@
 #ifndef FAILOVER_BREAKER_MAX_WINDOW_SECONDS
 #define FAILOVER_BREAKER_MAX_WINDOW_SECONDS 600
 #endif
+
+/// Compiled mode. Undefined (the default), the library is header-only: every
+/// non-template function is `inline` and compiled in each translation unit that
+/// uses it. Defined, the headers declare what the compiled library defines once
+/// (link the CMake target failover::compiled, which defines it for you): the
+/// schema validator, the adapters and their wire formats, the stream decoders
+/// and the libcurl transport are then neither parsed nor instantiated in your
+/// translation units. Set it for every translation unit of a program or none.
+#ifdef FAILOVER_COMPILED_LIB
+#define FAILOVER_INLINE
+#else
+#define FAILOVER_INLINE inline
+#endif

@@ -15,14 +15,15 @@
 //     64-bit wrap, no lossy casts, decimal multipleOf), uniqueItems and enum
 //     hash, every step counts against Options::max_steps, and recursion is
 //     bounded by the value's depth (checked first) and a hard cap.
-// Every error carries an RFC 6901 pointer into the value. The only public
-// header that includes RE2 (through detail/schema/regex.hpp).
+// Every error carries an RFC 6901 pointer into the value. The definitions are
+// in detail/schema-inl.hpp (the only header that includes RE2, through
+// detail/schema/regex.hpp), compiled once in compiled mode.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
-#include <exception>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -31,12 +32,15 @@
 
 #include <nlohmann/json.hpp>
 
-#include "failover/detail/schema/compile.hpp"
-#include "failover/detail/schema/validate.hpp"
-#include "failover/detail/schema/values.hpp"
+#include "failover/config.hpp"
 #include "failover/version.hpp"
 
 FAILOVER_BEGIN_NAMESPACE
+
+namespace detail::schema {
+struct Program;
+struct Limits;
+}  // namespace detail::schema
 
 /// How much work one compiled Schema may do; given to Schema::parse.
 struct SchemaOptions {
@@ -52,6 +56,13 @@ struct SchemaOptions {
     /// caches, grown on demand). Programs themselves are capped at about 20,000
     /// instructions whatever this says; a pattern over that is refused at parse.
     std::int64_t regex_max_mem = 2 << 20;
+};
+
+/// How a schema fits OpenAI's strict structured-output subset (README: "Strict mode").
+struct StrictSubset {
+    bool ready = false;                  ///< `document` may be sent with strict: true
+    nlohmann::json document{};           ///< the strict form: additionalProperties false added, annotations left out
+    std::vector<std::string> reasons{};  ///< why not, each "<pointer>: <problem>" (empty when ready)
 };
 
 /// A compiled JSON Schema (draft 7). Immutable after parse(); validate() is thread-safe.
@@ -95,70 +106,25 @@ public:
     /// @code
     /// auto s = failover::Schema::parse(R"({"type":"object","required":["total"]})");
     /// @endcode
-    static std::shared_ptr<const Schema> parse(std::string_view json_text, const Options& options = {}) {
-        check(options);
-        // nlohmann's parser and destructor do not recurse, so a deep text is
-        // parsed first and its depth checked on the tree, as for a json value
-        // (a scan of the text could disagree with what the parser reads: it
-        // stops at a NUL byte).
-        nlohmann::json doc = nlohmann::json::parse(json_text, nullptr, /*allow_exceptions=*/false);
-        if (doc.is_discarded()) throw ParseError("", "not valid JSON");
-        return build(std::move(doc), options);
-    }
-
+    static std::shared_ptr<const Schema> parse(std::string_view json_text, const Options& options = {});
     /// Compiles a schema from JSON text (overloads so a string literal is not ambiguous).
-    static std::shared_ptr<const Schema> parse(const char* json_text, const Options& options = {}) {
-        return parse(std::string_view(json_text), options);
-    }
+    static std::shared_ptr<const Schema> parse(const char* json_text, const Options& options = {});
     /// Compiles a schema from JSON text.
-    static std::shared_ptr<const Schema> parse(const std::string& json_text, const Options& options = {}) {
-        return parse(std::string_view(json_text), options);
-    }
-
+    static std::shared_ptr<const Schema> parse(const std::string& json_text, const Options& options = {});
     /// Compiles a schema from a parsed document; its depth is checked before it is copied.
-    static std::shared_ptr<const Schema> parse(const nlohmann::json& doc, const Options& options = {}) {
-        check(options);
-        check_document(doc);
-        return build(nlohmann::json(doc), options);
-    }
-
+    static std::shared_ptr<const Schema> parse(const nlohmann::json& doc, const Options& options = {});
     /// Compiles a schema from a parsed document, taking it over without a copy.
-    static std::shared_ptr<const Schema> parse(nlohmann::json&& doc, const Options& options = {}) {
-        check(options);
-        check_document(doc);
-        return build(std::move(doc), options);
-    }
+    static std::shared_ptr<const Schema> parse(nlohmann::json&& doc, const Options& options = {});
 
     Schema(const Schema&) = delete;
     Schema& operator=(const Schema&) = delete;
+    ~Schema();
 
     /// Every way `value` breaks the schema (at most Options::max_errors, then a note); empty when valid.
-    std::vector<Error> validate(const nlohmann::json& value) const {
-        std::vector<Error> out;
-        if (detail::schema::depth_of(value, max_depth) > max_depth) {
-            out.push_back({"", "value nested deeper than " + std::to_string(max_depth) + " levels; not validated"});
-            return out;
-        }
-        std::vector<detail::schema::Issue> issues;
-        try {
-            detail::schema::Evaluator(program_, limits()).run(value, &issues);
-        } catch (const std::exception& e) {  // out of memory
-            issues.push_back({"", std::string("validation failed: ") + e.what()});
-        }
-        out.reserve(issues.size());
-        for (auto& i : issues) out.push_back(Error{std::move(i.pointer), std::move(i.message)});
-        return out;
-    }
+    std::vector<Error> validate(const nlohmann::json& value) const;
 
     /// True when `value` is valid (stops at the first failure).
-    bool accepts(const nlohmann::json& value) const noexcept {
-        try {
-            if (detail::schema::depth_of(value, max_depth) > max_depth) return false;
-            return detail::schema::Evaluator(program_, limits()).run(value, nullptr);
-        } catch (...) {
-            return false;
-        }
-    }
+    bool accepts(const nlohmann::json& value) const noexcept;
 
     /// The schema document, as adapters send it to providers.
     const nlohmann::json& document() const noexcept { return doc_; }
@@ -166,46 +132,29 @@ public:
     /// The options it was compiled with.
     const Options& options() const noexcept { return options_; }
 
+    /// Whether OpenAI's strict mode can take this schema, the form to send, or the reasons it
+    /// cannot (each with its JSON pointer). Worked out once, on first use; thread-safe.
+    const StrictSubset& strict_subset() const;
+
 private:
-    Schema(nlohmann::json doc, const Options& options) : doc_(std::move(doc)), options_(options) {}
+    Schema(nlohmann::json doc, const Options& options);
 
-    static ParseError too_deep() {
-        return ParseError("", "nested deeper than " + std::to_string(max_depth) + " levels");
-    }
-
-    static void check(const Options& o) {
-        if (o.max_steps == 0) throw std::invalid_argument("failover: schema: Options::max_steps must be at least 1");
-        if (o.max_errors == 0) throw std::invalid_argument("failover: schema: Options::max_errors must be at least 1");
-        if (o.regex_max_mem < (64 << 10))
-            throw std::invalid_argument("failover: schema: Options::regex_max_mem must be at least 65536, got " +
-                                        std::to_string(o.regex_max_mem));
-    }
-
+    static ParseError too_deep();
+    static void check(const Options& o);
     // Type and depth, both without recursion, before anything copies the document.
-    static void check_document(const nlohmann::json& doc) {
-        if (!doc.is_object() && !doc.is_boolean())
-            throw ParseError("", std::string("must be a JSON object or boolean, got ") + doc.type_name());
-        if (detail::schema::depth_of(doc, max_depth) > max_depth) throw too_deep();
-    }
-
-    static std::shared_ptr<const Schema> build(nlohmann::json&& doc, const Options& options) {
-        check_document(doc);
-        auto s = std::shared_ptr<Schema>(new Schema(std::move(doc), options));
-        try {
-            detail::schema::Compiler(s->program_, options.regex_max_mem).compile(s->doc_);
-        } catch (detail::schema::CompileError& e) {
-            throw ParseError(std::move(e.pointer), std::move(e.reason));
-        }
-        return s;
-    }
-
-    detail::schema::Limits limits() const noexcept {
-        return {options_.max_steps, options_.max_errors, max_eval_depth};
-    }
+    static void check_document(const nlohmann::json& doc);
+    static std::shared_ptr<const Schema> build(nlohmann::json&& doc, const Options& options);
+    detail::schema::Limits limits() const noexcept;
 
     nlohmann::json doc_;
     Options options_;
-    detail::schema::Program program_;
+    std::unique_ptr<detail::schema::Program> program_;
+    mutable std::once_flag strict_once_{};
+    mutable StrictSubset strict_{};
 };
 
 FAILOVER_END_NAMESPACE
+
+#ifndef FAILOVER_COMPILED_LIB
+#include "failover/detail/schema-inl.hpp"
+#endif

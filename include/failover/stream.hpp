@@ -16,8 +16,12 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "failover/config.hpp"
 #include "failover/failure.hpp"
@@ -62,6 +66,36 @@ struct StreamLimits {
     std::size_t max_event_bytes = std::size_t{1} << 20;
     /// Largest whole stream body, in bytes (the transport's response limit by default).
     std::size_t max_total_bytes = FAILOVER_MAX_RESPONSE_BYTES;
+};
+
+/// One streamed attempt's decoder, whatever the provider: what the built-in adapters'
+/// stream_decoder() hands out (their concrete decoders stay out of your translation
+/// units). feed(bytes, deltas) appends the deltas the bytes complete and returns a
+/// Failure when the stream says the attempt failed; end() assembles the whole answer.
+class StreamDecoderBox {
+public:
+    template <class D>
+    explicit StreamDecoderBox(D decoder) : p_(std::make_unique<Model<D>>(std::move(decoder))) {}
+
+    std::optional<Failure> feed(std::string_view bytes, std::vector<StreamDelta>& out) { return p_->feed(bytes, out); }
+    Result<ChatResponse> end() { return p_->end(); }
+
+private:
+    struct Concept {
+        virtual ~Concept() = default;
+        virtual std::optional<Failure> feed(std::string_view bytes, std::vector<StreamDelta>& out) = 0;
+        virtual Result<ChatResponse> end() = 0;
+    };
+    template <class D>
+    struct Model final : Concept {
+        explicit Model(D d) : decoder(std::move(d)) {}
+        std::optional<Failure> feed(std::string_view bytes, std::vector<StreamDelta>& out) override {
+            return decoder.feed(bytes, out);
+        }
+        Result<ChatResponse> end() override { return decoder.end(); }
+        D decoder;
+    };
+    std::unique_ptr<Concept> p_;
 };
 
 /// What a stream's callback receives.

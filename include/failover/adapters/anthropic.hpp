@@ -31,9 +31,7 @@
 #include <nlohmann/json.hpp>
 
 #include "failover/adapter.hpp"
-#include "failover/detail/adapter_util.hpp"
-#include "failover/detail/anthropic_wire.hpp"
-#include "failover/detail/stream/anthropic.hpp"
+#include "failover/config.hpp"
 #include "failover/env.hpp"
 #include "failover/failure.hpp"
 #include "failover/request.hpp"
@@ -66,21 +64,7 @@ public:
     static constexpr std::string_view default_base_url = "https://api.anthropic.com";
 
     /// Checks the options; throws std::invalid_argument naming the bad field (never the key).
-    explicit Anthropic(AnthropicOptions options) : opts_(std::move(options)) {
-        constexpr std::string_view name = "Anthropic";
-        if (opts_.model.empty()) detail::wire::config_error(name, "model must not be empty");
-        if (opts_.max_tokens <= 0)
-            detail::wire::config_error(name, "max_tokens must be positive, got " + std::to_string(opts_.max_tokens));
-        if (opts_.anthropic_version.empty()) detail::wire::config_error(name, "anthropic_version must not be empty");
-        detail::wire::check_key(opts_.api_key.value(), name);
-        detail::wire::check_header("anthropic-version", opts_.anthropic_version, name, "anthropic_version");
-        url_ = detail::wire::resolve_base_url(opts_.base_url, "ANTHROPIC_BASE_URL", default_base_url, name, secret()) +
-               "/v1/messages";
-        headers_ = detail::wire::json_headers();
-        if (!opts_.api_key.empty()) headers_.emplace_back("x-api-key", secret());
-        headers_.emplace_back("anthropic-version", opts_.anthropic_version);
-        detail::wire::add_extra_headers(headers_, opts_.extra_headers, name);
-    }
+    explicit Anthropic(AnthropicOptions options);
 
     /// The request in Messages shape, or bad_request when it cannot be expressed.
     Result<HttpRequest> encode(const ChatRequest& request) const { return encode_body(request, false); }
@@ -90,24 +74,16 @@ public:
     Result<HttpRequest> encode_stream(const ChatRequest& request) const { return encode_body(request, true); }
 
     /// A decoder for one streamed attempt of `request` (see detail/stream/anthropic.hpp).
-    detail::stream::AnthropicStream stream_decoder(const ChatRequest& request, StreamLimits limits = {}) const {
-        return detail::stream::AnthropicStream(opts_.model, secret(), request, limits);
-    }
+    StreamDecoderBox stream_decoder(const ChatRequest& request, StreamLimits limits = {}) const;
 
     /// The normalised answer of a 2xx response; refusals are policy failures.
-    Result<ChatResponse> decode(const ChatRequest& request, const HttpResponse& response) const {
-        try {
-            return decode_body(request, response);
-        } catch (const std::exception& e) {
-            return detail::wire::malformed("anthropic", std::string("unexpected response structure (") + e.what() + ")");
-        }
-    }
+    Result<ChatResponse> decode(const ChatRequest& request, const HttpResponse& response) const;
 
     /// Refines the generic classification of an error response with Anthropic's error types.
-    void classify(const ErrorReply& reply, Failure& f) const noexcept { detail::wire::anthropic_classify(secret(), reply, f); }
+    void classify(const ErrorReply& reply, Failure& f) const noexcept;
 
     /// Why this adapter cannot be used ("" when it can): Anthropic needs an API key.
-    std::string config_problem() const { return detail::wire::missing_key(opts_.api_key, "Anthropic", "ANTHROPIC_API_KEY"); }
+    std::string config_problem() const;
 
     /// "anthropic", the OpenTelemetry gen_ai.system value.
     std::string_view provider() const noexcept { return "anthropic"; }
@@ -119,171 +95,9 @@ public:
 private:
     const std::string& secret() const noexcept { return opts_.api_key.value(); }
 
-    Result<HttpRequest> encode_body(const ChatRequest& request, bool stream) const {
-        using nlohmann::json;
-        constexpr std::string_view p = "anthropic";
-        if (auto bad = detail::wire::check_request_knobs(request.max_tokens, request.temperature, !request.messages.empty(), p))
-            return *bad;
-        json body = {{"model", opts_.model}, {"max_tokens", request.max_tokens.value_or(opts_.max_tokens)}};
+    Result<HttpRequest> encode_body(const ChatRequest& request, bool stream) const;
 
-        std::vector<std::string> system;
-        // Turns as (role, content blocks); a turn of one text block is sent as a plain string.
-        std::vector<std::pair<std::string, json>> turns;
-        auto add = [&](const char* role, json block) {
-            if (turns.empty() || turns.back().first != role) turns.emplace_back(role, json::array());
-            turns.back().second.push_back(std::move(block));
-        };
-        for (std::size_t i = 0; i < request.messages.size(); ++i) {
-            const Message& m = request.messages[i];
-            const std::string at = "messages[" + std::to_string(i) + "]";
-            switch (m.role) {
-                case Role::system:
-                    system.push_back(m.content);
-                    break;
-                case Role::user:
-                    add("user", {{"type", "text"}, {"text", m.content}});
-                    break;
-                case Role::assistant:
-                    // Thinking blocks go back first, unchanged, and only to the model that signed them.
-                    for (const Thinking& t : m.thinking) {
-                        if (!t.signature.belongs_to("anthropic", opts_.model)) continue;
-                        if (t.redacted) add("assistant", {{"type", "redacted_thinking"}, {"data", t.signature.value}});
-                        else add("assistant", {{"type", "thinking"}, {"thinking", t.text}, {"signature", t.signature.value}});
-                    }
-                    if (!m.content.empty() || m.tool_calls.empty()) add("assistant", {{"type", "text"}, {"text", m.content}});
-                    for (const ToolCall& c : m.tool_calls) {
-                        if (c.id.empty())
-                            return detail::wire::unsendable(p, at + ": tool call '" + c.name + "' has no id");
-                        if (!c.arguments.is_object())
-                            return detail::wire::unsendable(p, at + ": the arguments of tool call '" + c.name +
-                                                             "' are not a JSON object");
-                        add("assistant", {{"type", "tool_use"}, {"id", c.id}, {"name", c.name}, {"input", c.arguments}});
-                    }
-                    break;
-                case Role::tool:
-                    if (m.tool_call_id.empty())
-                        return detail::wire::unsendable(p, at + ": a tool result needs the tool_call_id it answers");
-                    if (m.is_error)
-                        add("user", {{"type", "tool_result"}, {"tool_use_id", m.tool_call_id}, {"content", m.content}, {"is_error", true}});
-                    else
-                        add("user", {{"type", "tool_result"}, {"tool_use_id", m.tool_call_id}, {"content", m.content}});
-                    break;
-            }
-        }
-        if (system.size() == 1) {
-            body["system"] = system.front();
-        } else if (system.size() > 1) {
-            json blocks = json::array();
-            for (auto& s : system) blocks.push_back({{"type", "text"}, {"text", s}});
-            body["system"] = std::move(blocks);
-        }
-        json messages = json::array();
-        for (auto& [role, blocks] : turns) {
-            const bool plain = blocks.size() == 1 && blocks[0]["type"] == "text";
-            messages.push_back({{"role", role}, {"content", plain ? json(blocks[0]["text"]) : std::move(blocks)}});
-        }
-        if (messages.empty()) return detail::wire::unsendable(p, "the request has only system messages");
-        body["messages"] = std::move(messages);
-
-        if (request.temperature) body["temperature"] = *request.temperature;
-        if (!request.stop.empty()) body["stop_sequences"] = request.stop;
-        json tools = json::array();
-        for (const Tool& t : request.tools) {
-            if (!detail::wire::valid_function_name(t.name))
-                return detail::wire::unsendable(p, "tool name '" + detail::wire::clean_message(t.name, {}, 80) +
-                                                 "' must be 1-64 characters of [A-Za-z0-9_-]");
-            if (request.schema && t.name == request.schema_name)
-                return detail::wire::unsendable(p, "tool '" + t.name + "' has the name of the structured-output tool (schema_name)");
-            json tool = {{"name", t.name}, {"input_schema", t.parameters}};
-            if (!t.description.empty()) tool["description"] = t.description;
-            tools.push_back(std::move(tool));
-        }
-        if (request.schema) {
-            const json& doc = request.schema->document();
-            if (!detail::wire::valid_function_name(request.schema_name))
-                return detail::wire::unsendable(p, "schema_name '" + detail::wire::clean_message(request.schema_name, {}, 80) +
-                                                 "' must be 1-64 characters of [A-Za-z0-9_-]");
-            const json* type = detail::wire::member(doc, "type");
-            if (!doc.is_object() || (type != nullptr && *type != "object"))
-                return detail::wire::unsendable(p, "structured output is sent as a tool input, so the schema's root must be "
-                                             "an object schema");
-            const bool own_tools = !tools.empty();
-            tools.push_back({{"name", request.schema_name},
-                             {"description", "Give the final answer by calling this tool; its input is the answer."},
-                             {"input_schema", doc}});
-            body["tool_choice"] = own_tools ? json{{"type", "any"}} : json{{"type", "tool"}, {"name", request.schema_name}};
-        }
-        if (!tools.empty()) body["tools"] = std::move(tools);
-        if (stream) body["stream"] = true;
-
-        Result<std::string> text = detail::wire::dump_body(body, p);
-        if (!text) return std::move(text).error();
-        HttpRequest http;
-        http.url = url_;
-        http.headers = headers_;
-        if (stream) detail::wire::put_header(http.headers, "Accept", "text/event-stream");
-        http.body = std::move(*text);
-        return http;
-    }
-
-    Result<ChatResponse> decode_body(const ChatRequest& request, const HttpResponse& response) const {
-        using nlohmann::json;
-        constexpr std::string_view p = "anthropic";
-        json body = detail::wire::parse_json(response.body);
-        if (body.is_discarded()) return detail::wire::malformed(p, "response body is not JSON");
-        json* content = body.is_object() && body.contains("content") ? &body["content"] : nullptr;
-        if (content == nullptr || !content->is_array()) {
-            if (detail::wire::member(body, "error") != nullptr) {
-                const auto e = detail::wire::read_error(body);
-                Failure f = detail::wire::malformed(p, "error in a successful response: " +
-                                                     detail::wire::clean_message(e.message, secret()));
-                f.provider_code = detail::wire::clean_message(e.type, secret(), 80);
-                return f;
-            }
-            return detail::wire::malformed(p, "response has no content array");
-        }
-
-        detail::wire::AnthropicContent c;
-        for (json& block : *content) {
-            const std::string type = detail::wire::string_at(block, "type");
-            if (type == "text") {
-                c.text += detail::wire::string_at(block, "text");
-            } else if (type == "tool_use") {
-                std::string name = detail::wire::string_at(block, "name");
-                if (name.empty()) return detail::wire::malformed(p, "a tool_use block has no name");
-                const bool has_input = block.is_object() && block.contains("input");
-                json input = has_input ? std::move(block["input"]) : json();
-                if (request.schema && name == request.schema_name) {
-                    if (has_input) c.answer = std::move(input);  // no input at all: as if not called
-                    continue;
-                }
-                ToolCall call;
-                call.id = detail::wire::string_at(block, "id");
-                call.name = std::move(name);
-                call.arguments = input.is_null() ? json::object() : std::move(input);
-                if (call.id.empty()) {
-                    call.id = detail::wire::mint_call_id(response.body, c.calls.size(), call.name, call.arguments);
-                    call.minted_id = true;
-                }
-                c.calls.push_back(std::move(call));
-            } else if (type == "thinking" || type == "redacted_thinking") {
-                // Kept to be sent back to this model in a tool-use loop; never part of the answer.
-                const bool redacted = type == "redacted_thinking";
-                c.thinking.push_back(detail::wire::anthropic_thinking(
-                    redacted, detail::wire::string_at(block, "thinking"),
-                    detail::wire::string_at(block, redacted ? "data" : "signature"), opts_.model));
-            }
-            // server-tool blocks carry nothing the unified response holds
-        }
-        c.stop = detail::wire::string_at(body, "stop_reason");
-        if (const json* details = detail::wire::member(body, "stop_details")) c.stop_details = *details;
-        const json* usage = detail::wire::member(body, "usage");
-        c.usage.input_tokens = detail::wire::anthropic_input_tokens(usage);
-        c.usage.output_tokens = detail::wire::count_at(usage, "output_tokens");
-        c.model = detail::wire::string_at(body, "model");
-        return detail::wire::anthropic_answer(std::move(c), request.schema != nullptr, request.schema_name, opts_.model,
-                                              secret());
-    }
+    Result<ChatResponse> decode_body(const ChatRequest& request, const HttpResponse& response) const;
 
     AnthropicOptions opts_;
     std::string url_;
@@ -295,3 +109,7 @@ static_assert(ClassifyingAdapter<Anthropic>, "Anthropic must provide the classif
 static_assert(StreamingAdapter<Anthropic>, "Anthropic must stream");
 
 FAILOVER_END_NAMESPACE
+
+#ifndef FAILOVER_COMPILED_LIB
+#include "failover/detail/anthropic-inl.hpp"
+#endif

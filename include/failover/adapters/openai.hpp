@@ -21,9 +21,8 @@
 #include <utility>
 
 #include "failover/adapter.hpp"
-#include "failover/detail/adapter_util.hpp"
-#include "failover/detail/openai_wire.hpp"
-#include "failover/detail/stream/openai.hpp"
+#include "failover/config.hpp"
+#include "failover/detail/openai_wire_types.hpp"
 #include "failover/env.hpp"
 #include "failover/failure.hpp"
 #include "failover/request.hpp"
@@ -57,64 +56,29 @@ public:
     static constexpr std::string_view default_base_url = "https://api.openai.com/v1";
 
     /// Checks the options; throws std::invalid_argument naming the bad field (never the key).
-    explicit OpenAI(OpenAIOptions options) {
-        constexpr std::string_view name = "OpenAI";
-        if (options.model.empty()) detail::wire::config_error(name, "model must not be empty");
-        detail::wire::check_key(options.api_key.value(), name);
-        detail::wire::check_max_tokens(options.max_tokens, name);
-        const std::string base =
-            detail::wire::resolve_base_url(options.base_url, "OPENAI_BASE_URL", default_base_url, name, options.api_key.value());
-        wire_.provider = "openai";
-        wire_.model = options.model;
-        wire_.url = base + "/chat/completions";
-        wire_.secret = options.api_key.value();
-        wire_.strict = options.strict;
-        key_ = options.api_key;
-        wire_.max_tokens = options.max_tokens;
-        wire_.max_completion_tokens = true;
-        wire_.max_stop = 4;
-        wire_.headers = detail::wire::json_headers();
-        if (!options.api_key.empty()) wire_.headers.emplace_back("Authorization", "Bearer " + options.api_key.value());
-        if (!options.organization.empty()) {
-            detail::wire::check_header("OpenAI-Organization", options.organization, name, "organization");
-            wire_.headers.emplace_back("OpenAI-Organization", options.organization);
-        }
-        if (!options.project.empty()) {
-            detail::wire::check_header("OpenAI-Project", options.project, name, "project");
-            wire_.headers.emplace_back("OpenAI-Project", options.project);
-        }
-        detail::wire::add_extra_headers(wire_.headers, options.extra_headers, name);
-    }
+    explicit OpenAI(OpenAIOptions options);
 
     /// The request in Chat Completions shape, or bad_request when it cannot be expressed.
-    Result<HttpRequest> encode(const ChatRequest& request) const { return detail::wire::openai_encode(wire_, request); }
+    Result<HttpRequest> encode(const ChatRequest& request) const;
 
     /// The same request asking for server-sent events: `"stream": true`,
     /// `"stream_options": {"include_usage": true}`, `Accept: text/event-stream`.
-    Result<HttpRequest> encode_stream(const ChatRequest& request) const {
-        return detail::wire::openai_encode(wire_, request, /*stream=*/true);
-    }
+    Result<HttpRequest> encode_stream(const ChatRequest& request) const;
 
     /// A decoder for one streamed attempt of `request` (see detail/stream/openai.hpp).
-    detail::stream::OpenAIStream stream_decoder(const ChatRequest& request, StreamLimits limits = {}) const {
-        return detail::stream::OpenAIStream(wire_, request, limits);
-    }
+    StreamDecoderBox stream_decoder(const ChatRequest& request, StreamLimits limits = {}) const;
 
     /// The normalised answer of a 2xx response; refusals and filtered output are policy failures.
-    Result<ChatResponse> decode(const ChatRequest& request, const HttpResponse& response) const {
-        return detail::wire::openai_decode(wire_, request, response);
-    }
+    Result<ChatResponse> decode(const ChatRequest& request, const HttpResponse& response) const;
 
     /// Refines the generic classification of an error response with OpenAI's error codes.
-    void classify(const ErrorReply& reply, Failure& failure) const noexcept {
-        detail::wire::openai_classify(wire_, reply, failure);
-    }
+    void classify(const ErrorReply& reply, Failure& failure) const noexcept;
 
     /// Whether `schema` goes out strict, with strict off (and why), or not at all.
-    SchemaSupport schema_support(const Schema& schema) const { return detail::wire::openai_schema_support(wire_, schema); }
+    SchemaSupport schema_support(const Schema& schema) const;
 
     /// Why this adapter cannot be used ("" when it can): OpenAI needs an API key.
-    std::string config_problem() const { return detail::wire::missing_key(key_, "OpenAI", "OPENAI_API_KEY"); }
+    std::string config_problem() const;
 
     /// "openai", the OpenTelemetry gen_ai.system value.
     std::string_view provider() const noexcept { return wire_.provider; }
@@ -133,3 +97,7 @@ static_assert(ClassifyingAdapter<OpenAI>, "OpenAI must provide the classify hook
 static_assert(StreamingAdapter<OpenAI>, "OpenAI must stream");
 
 FAILOVER_END_NAMESPACE
+
+#ifndef FAILOVER_COMPILED_LIB
+#include "failover/detail/openai-inl.hpp"
+#endif

@@ -21,9 +21,8 @@
 #include <utility>
 
 #include "failover/adapter.hpp"
-#include "failover/detail/adapter_util.hpp"
-#include "failover/detail/openai_wire.hpp"
-#include "failover/detail/stream/openai.hpp"
+#include "failover/config.hpp"
+#include "failover/detail/openai_wire_types.hpp"
 #include "failover/env.hpp"
 #include "failover/failure.hpp"
 #include "failover/request.hpp"
@@ -66,124 +65,42 @@ struct AzureOpenAIOptions {
 class OpenAICompatible {
 public:
     /// Checks the options; throws std::invalid_argument naming the bad field (never the key).
-    explicit OpenAICompatible(OpenAICompatibleOptions options) {
-        const std::string name = "OpenAICompatible(" + detail::wire::clean_message(options.provider, {}, 40) + ")";
-        if (options.base_url.empty()) detail::wire::config_error(name, "base_url must be set (e.g. http://127.0.0.1:11434/v1)");
-        if (options.model.empty()) detail::wire::config_error(name, "model must not be empty");
-        if (options.provider.empty()) detail::wire::config_error(name, "provider must not be empty");
-        detail::wire::check_key(options.api_key.value(), name);
-        detail::wire::check_max_tokens(options.max_tokens, name);
-        const std::string base = detail::wire::check_base_url(options.base_url, name, "base_url", options.api_key.value());
-        wire_.provider = std::move(options.provider);
-        wire_.model = std::move(options.model);
-        wire_.url = base + "/chat/completions";
-        wire_.secret = options.api_key.value();
-        wire_.max_tokens = options.max_tokens;
-        wire_.max_completion_tokens = false;
-        wire_.strict = options.strict;
-        wire_.headers = detail::wire::json_headers();
-        if (!options.api_key.empty()) wire_.headers.emplace_back("Authorization", "Bearer " + options.api_key.value());
-        detail::wire::add_extra_headers(wire_.headers, options.extra_headers, name);
-    }
+    explicit OpenAICompatible(OpenAICompatibleOptions options);
 
     /// Azure OpenAI: .../openai/deployments/{deployment}/chat/completions?api-version=...,
     /// key in the api-key header. Set exactly one of resource and base_url.
-    static OpenAICompatible azure(AzureOpenAIOptions options) {
-        constexpr std::string_view name = "OpenAICompatible::azure";
-        if (options.resource.empty() == options.base_url.empty())
-            detail::wire::config_error(name, "set exactly one of resource and base_url");
-        std::string base;
-        if (!options.resource.empty()) {
-            detail::wire::check_segment(options.resource, name, "resource", "-");
-            base = "https://" + options.resource + ".openai.azure.com";
-        } else {
-            base = detail::wire::check_base_url(options.base_url, name, "base_url", options.api_key.value());
-        }
-        detail::wire::check_segment(options.deployment, name, "deployment", "._-");
-        detail::wire::check_segment(options.api_version, name, "api_version", ".-");
-        detail::wire::check_key(options.api_key.value(), name);
-        detail::wire::check_max_tokens(options.max_tokens, name);
-        detail::wire::OpenAIWire w;
-        w.provider = "azure_openai";
-        w.model = options.deployment;
-        w.url = base + "/openai/deployments/" + options.deployment + "/chat/completions?api-version=" +
-                options.api_version;
-        w.secret = options.api_key.value();
-        w.strict = options.strict;
-        w.send_model = false;
-        w.max_completion_tokens = true;
-        w.max_tokens = options.max_tokens;
-        w.max_stop = 4;
-        w.headers = detail::wire::json_headers();
-        if (!options.api_key.empty()) w.headers.emplace_back("api-key", options.api_key.value());
-        detail::wire::add_extra_headers(w.headers, options.extra_headers, name);
-        OpenAICompatible azure(std::move(w), Preset{});
-        // Azure takes the api-key header or an Entra token in Authorization; one of them is needed.
-        if (!detail::find_header(azure.wire_.headers, "Authorization"))
-            azure.key_problem_ = detail::wire::missing_key(options.api_key, "Azure OpenAI", "AZURE_OPENAI_API_KEY");
-        return azure;
-    }
+    static OpenAICompatible azure(AzureOpenAIOptions options);
 
     /// A local Ollama server (no auth).
-    static OpenAICompatible ollama(std::string model, std::string base_url = "http://127.0.0.1:11434/v1") {
-        return OpenAICompatible(
-            OpenAICompatibleOptions{.base_url = std::move(base_url), .model = std::move(model), .provider = "ollama"});
-    }
+    static OpenAICompatible ollama(std::string model, std::string base_url = "http://127.0.0.1:11434/v1");
 
     /// A vLLM server; the key is needed only when the server runs with --api-key.
-    static OpenAICompatible vllm(std::string model, std::string base_url, Secret api_key = {}) {
-        return OpenAICompatible(OpenAICompatibleOptions{.base_url = std::move(base_url),
-                                                        .model = std::move(model),
-                                                        .api_key = std::move(api_key),
-                                                        .provider = "vllm"});
-    }
+    static OpenAICompatible vllm(std::string model, std::string base_url, Secret api_key = {});
 
     /// llama.cpp's llama-server; the key is needed only when it runs with --api-key.
-    static OpenAICompatible llama_cpp(std::string model, std::string base_url = "http://127.0.0.1:8080/v1",
-                                      Secret api_key = {}) {
-        return OpenAICompatible(OpenAICompatibleOptions{.base_url = std::move(base_url),
-                                                        .model = std::move(model),
-                                                        .api_key = std::move(api_key),
-                                                        .provider = "llama_cpp"});
-    }
+    static OpenAICompatible llama_cpp(std::string model, std::string base_url = "http://127.0.0.1:8080/v1", Secret api_key = {});
 
     /// OpenRouter (https://openrouter.ai/api/v1), Bearer auth; the key is required.
-    static OpenAICompatible openrouter(std::string model, Secret api_key) {
-        std::string problem = detail::wire::missing_key(api_key, "OpenRouter", "OPENROUTER_API_KEY");
-        OpenAICompatible router(OpenAICompatibleOptions{.base_url = "https://openrouter.ai/api/v1",
-                                                        .model = std::move(model),
-                                                        .api_key = std::move(api_key),
-                                                        .provider = "openrouter"});
-        router.key_problem_ = std::move(problem);
-        return router;
-    }
+    static OpenAICompatible openrouter(std::string model, Secret api_key);
 
     /// The request in Chat Completions shape, or bad_request when it cannot be expressed.
-    Result<HttpRequest> encode(const ChatRequest& request) const { return detail::wire::openai_encode(wire_, request); }
+    Result<HttpRequest> encode(const ChatRequest& request) const;
 
     /// The same request asking for server-sent events: `"stream": true`,
     /// `"stream_options": {"include_usage": true}`, `Accept: text/event-stream`.
-    Result<HttpRequest> encode_stream(const ChatRequest& request) const {
-        return detail::wire::openai_encode(wire_, request, /*stream=*/true);
-    }
+    Result<HttpRequest> encode_stream(const ChatRequest& request) const;
 
     /// A decoder for one streamed attempt of `request` (see detail/stream/openai.hpp).
-    detail::stream::OpenAIStream stream_decoder(const ChatRequest& request, StreamLimits limits = {}) const {
-        return detail::stream::OpenAIStream(wire_, request, limits);
-    }
+    StreamDecoderBox stream_decoder(const ChatRequest& request, StreamLimits limits = {}) const;
 
     /// The normalised answer of a 2xx response; refusals and filtered output are policy failures.
-    Result<ChatResponse> decode(const ChatRequest& request, const HttpResponse& response) const {
-        return detail::wire::openai_decode(wire_, request, response);
-    }
+    Result<ChatResponse> decode(const ChatRequest& request, const HttpResponse& response) const;
 
     /// Refines the generic classification of an error response (OpenAI, Azure and local-server codes).
-    void classify(const ErrorReply& reply, Failure& failure) const noexcept {
-        detail::wire::openai_classify(wire_, reply, failure);
-    }
+    void classify(const ErrorReply& reply, Failure& failure) const noexcept;
 
     /// Whether `schema` goes out strict, with strict off (and why), or not at all.
-    SchemaSupport schema_support(const Schema& schema) const { return detail::wire::openai_schema_support(wire_, schema); }
+    SchemaSupport schema_support(const Schema& schema) const;
 
     /// Why this adapter cannot be used ("" when it can): Azure and OpenRouter need a key;
     /// local servers (Ollama, vLLM, llama.cpp, a generic base_url) may run without one.
@@ -209,3 +126,7 @@ static_assert(ClassifyingAdapter<OpenAICompatible>, "OpenAICompatible must provi
 static_assert(StreamingAdapter<OpenAICompatible>, "OpenAICompatible must stream");
 
 FAILOVER_END_NAMESPACE
+
+#ifndef FAILOVER_COMPILED_LIB
+#include "failover/detail/openai_compatible-inl.hpp"
+#endif

@@ -18,7 +18,7 @@
 
 #include "failover/adapter.hpp"
 #include "failover/detail/adapter_util.hpp"
-#include "failover/detail/strict_schema.hpp"
+#include "failover/detail/openai_wire_types.hpp"
 #include "failover/failure.hpp"
 #include "failover/request.hpp"
 #include "failover/response.hpp"
@@ -28,28 +28,7 @@
 
 FAILOVER_BEGIN_NAMESPACE
 
-/// When Chat Completions structured output is sent with `strict: true`.
-enum class StrictOutput {
-    when_possible,  ///< strict when the schema is strict-ready (made so where that only narrows it), else strict: false
-    required,       ///< strict always: a schema that cannot be sent strict is refused before any call
-    never,          ///< always strict: false (the answer is still validated against the schema)
-};
-
 namespace detail::wire {
-
-/// Everything that differs between Chat Completions endpoints.
-struct OpenAIWire {
-    std::string provider;               ///< gen_ai.system value, also the prefix of our own messages
-    std::string model;                  ///< model (or Azure deployment) reported by model()
-    std::string url;                    ///< the full chat/completions endpoint
-    std::string secret;                 ///< the key, for redaction only
-    Headers headers;                    ///< complete request headers, auth and extras included
-    bool send_model = true;             ///< Azure takes the deployment from the URL instead
-    bool max_completion_tokens = true;  ///< field name: max_completion_tokens or max_tokens
-    std::optional<int> max_tokens;      ///< default output limit when the request sets none
-    std::size_t max_stop = 0;           ///< most stop sequences accepted; 0 = no limit known
-    StrictOutput strict = StrictOutput::when_possible;
-};
 
 /// How a schema goes out under `w.strict`: the document and the strict flag, or why it cannot.
 struct StructuredOutput {
@@ -65,10 +44,10 @@ inline StructuredOutput openai_structured(const OpenAIWire& w, const Schema& sch
         out.document = schema.document();
         return out;
     }
-    strict::StrictForm form = strict::analyze_strict(schema.document());
+    const StrictSubset& form = schema.strict_subset();  // worked out once per schema
     if (form.ready) {
         out.strict = true;
-        out.document = std::move(form.document);
+        out.document = form.document;
         return out;
     }
     std::string why;

@@ -26,17 +26,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include "failover/schema.hpp"
 #include "failover/version.hpp"
 
 FAILOVER_BEGIN_NAMESPACE
 namespace detail::strict {
 
-/// What analyze_strict() found.
-struct StrictForm {
-    bool ready = false;                ///< the document below may be sent with strict: true
-    nlohmann::json document{};         ///< the strict form (valid when ready)
-    std::vector<std::string> reasons;  ///< why not, each "<pointer>: <problem>" (empty when ready)
-};
+/// What analyze_strict() found (Schema::strict_subset() caches it per schema).
+using StrictForm = StrictSubset;
 
 /// Limits of the subset, from OpenAI's structured-outputs guide.
 inline constexpr std::size_t max_properties = 5000;
