@@ -385,6 +385,24 @@ TEST_CASE("stream over HTTP: every wire format streams token by token, and every
     SECTION("a malformed event") {
         mid_stream(failover_mock::Fault::ok(text).pieces(5).malformed_after(2), {Reason::malformed_response});
     }
+    SECTION("keep_text = false: the text reaches the caller and the router keeps none of it") {
+        w.mock.route("primary").otherwise(failover_mock::Fault::ok(text).pieces(6));
+        Seen seen;
+        auto r = router.stream(ask(), seen.callback(), StreamOptions{.keep_text = false});
+        REQUIRE(r);
+        CHECK(seen.text == text);
+        CHECK(r->text.empty());
+        CHECK(r->finish_reason == FinishReason::stop);
+        CHECK(r->usage.output_tokens > 0);
+        CHECK(seen.log.back() == "finish");
+        w.mock.route("primary").otherwise(failover_mock::Fault::ok(text).pieces(5).cut_after(2));
+        Seen cut;
+        auto c = router.stream(ask(), cut.callback(), StreamOptions{.keep_text = false});
+        REQUIRE_FALSE(c);
+        CHECK(c.error().mid_stream);
+        CHECK_FALSE(cut.text.empty());
+        CHECK(c.error().partial_text.empty());
+    }
     SECTION("a slow drip completes, each gap inside the idle limit") {
         w.mock.route("primary").otherwise(failover_mock::Fault::ok(text).pieces(10).paced(60ms));
         auto r = router.stream(ask(), {});
@@ -417,4 +435,11 @@ TEST_CASE("stream over HTTP: a structured answer and a tool call arrive whole an
     REQUIRE(t->tool_calls.size() == 1);
     CHECK(t->tool_calls[0].arguments == nlohmann::json{{"city", "Paris"}});
     CHECK(std::count_if(calls.log.begin(), calls.log.end(), [](const std::string& l) { return l.rfind("call:0:", 0) == 0; }) >= 1);
+
+    // The schema gate needs the whole text: a structured request keeps it even when told not to.
+    mock.route("p").then(failover_mock::Fault::ok_json({{"total", 7}}).pieces(4));
+    auto kept = router.stream(req, {}, StreamOptions{.keep_text = false});
+    REQUIRE(kept);
+    CHECK(kept->json == nlohmann::json{{"total", 7}});
+    CHECK(nlohmann::json::parse(kept->text) == kept->json);
 }

@@ -222,7 +222,7 @@ public:
     /// @endcode
     Result<ChatResponse> stream(const ChatRequest& req, std::function<void(const StreamEvent&)> on_event,
                                 StreamOptions options = {}, std::stop_token stop = {}) {
-        detail::engine::StreamDelivery out(std::move(on_event), options.hold);
+        detail::engine::StreamDelivery out(std::move(on_event), options);
         return run(req, detail::engine::Mode{std::move(stop), true, options.restart},
                    [this, &out](detail::engine::RequestState& rs) {
                        return std::apply([&](auto&... r) { return stream_all(rs, out, r...); }, routes_);
@@ -305,7 +305,7 @@ public:
     /// Streams the answer; the same contract as Router::stream.
     Result<ChatResponse> stream(const ChatRequest& req, std::function<void(const StreamEvent&)> on_event,
                                 StreamOptions options = {}, std::stop_token stop = {}) {
-        detail::engine::StreamDelivery out(std::move(on_event), options.hold);
+        detail::engine::StreamDelivery out(std::move(on_event), options);
         return run(req, detail::engine::Mode{std::move(stop), true, options.restart},
                    [this, &out](detail::engine::RequestState& rs) {
                        using detail::engine::Step;

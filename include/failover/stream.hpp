@@ -66,6 +66,10 @@ struct StreamLimits {
     std::size_t max_event_bytes = std::size_t{1} << 20;
     /// Largest whole stream body, in bytes (the transport's response limit by default).
     std::size_t max_total_bytes = FAILOVER_MAX_RESPONSE_BYTES;
+    /// Keep the answer's text to assemble the final response. False: text deltas are
+    /// handed out and forgotten, and end() returns the answer without its text (the
+    /// router's choice for StreamOptions::keep_text = false).
+    bool keep_text = true;
 };
 
 /// One streamed attempt's decoder, whatever the provider: what the built-in adapters'
@@ -124,6 +128,12 @@ struct StreamOptions {
     /// After a failure mid-stream, restart on the next route, announced by a restart event,
     /// instead of ending the request with the partial text.
     bool restart = false;
+    /// Keep a copy of the streamed text. False: the caller has the text from the deltas and
+    /// the router holds none of it, so memory stays flat however long the answer: the
+    /// returned ChatResponse has an empty `text` (tool calls, usage and the rest are
+    /// there), a mid-stream Failure an empty `partial_text`, and quality gates see no
+    /// text. A request with a schema keeps its text regardless: the schema gate needs it.
+    bool keep_text = true;
 };
 
 FAILOVER_END_NAMESPACE

@@ -8,6 +8,7 @@
 // (or any other wire format MockProvider speaks):
 //   ok    200 with a ~400-byte answer (a typical ~1 KB exchange with the request)
 //   fail  503 with the provider's error body (the failing primary of a fallback)
+//   long1m, long16m  1 MiB / 16 MiB of text (asked for a stream: in 64-byte pieces)
 // Usage: failover_mock_server [--no-stdin]   (--no-stdin: ignore stdin, stop on a signal only;
 // needed for a plain `cmd &` in a script, whose stdin is /dev/null and would end it at once.
 // tests/benchmarks/run starts it as a coprocess, so it also stops if the script dies.)

@@ -178,9 +178,11 @@ private:
 /// What the callbacks of one transfer write into.
 struct CurlCall {
     HttpResponse* response = nullptr;
-    std::string_view upload{};    // the request body, read by curl_read_body
-    std::size_t uploaded = 0;     // bytes of it handed to libcurl
-    bool rewind_refused = false;  // libcurl wanted to send the body again: refused
+    std::string_view upload{};    // the request body, read by curl_read_body (libcurl < 7.80)
+    std::size_t uploaded = 0;     // bytes of it handed to libcurl (libcurl < 7.80)
+    int requests = 0;             // requests libcurl was about to send (curl_before_request)
+    int responses = 0;            // status lines received
+    bool rewind_refused = false;  // libcurl wanted to send the request again: refused
     std::size_t limit = 0;
     bool head = false;            // HEAD: Content-Length describes a body that never comes
     bool too_large = false;       // the size limit stopped the transfer
@@ -219,6 +221,7 @@ inline std::size_t curl_on_header(char* data, std::size_t size, std::size_t coun
             if (sp != std::string_view::npos && line.size() >= sp + 4)
                 std::from_chars(line.data() + sp + 1, line.data() + sp + 4, code);
             call->status = code;
+            ++call->responses;
             return n;
         }
         if (line.empty()) return n;
@@ -294,8 +297,29 @@ inline std::size_t curl_on_body(char* data, std::size_t size, std::size_t count,
     return n;
 }
 
-/// Hands the request body to libcurl. Reading it through a callback (not
-/// CURLOPT_POSTFIELDS) is what lets curl_seek_body refuse a second send.
+/// libcurl 7.88 silently re-sends a request whose reused connection died before any
+/// response byte ("Connection died, retrying a fresh connect"). The server may already
+/// have received and billed it, so the second send is refused: the transfer fails and
+/// the router records it as an attempt and decides for itself.
+///
+/// From libcurl 7.80 CURLOPT_PREREQFUNCTION runs right before each request goes out: a
+/// request that follows another with no status line in between (a redirect brings one)
+/// is that re-send, and is aborted. The body then goes out from the caller's buffer
+/// (CURLOPT_POSTFIELDS) with the headers in one send. Older libcurl: the body is read
+/// through curl_read_body and the rewind a re-send needs is refused by curl_seek_body.
+#if LIBCURL_VERSION_NUM >= 0x075000
+inline int curl_before_request(void* user, char*, char*, int, int) noexcept {
+    auto* call = static_cast<CurlCall*>(user);
+    if (call->requests > call->responses) {
+        call->rewind_refused = true;
+        return CURL_PREREQFUNC_ABORT;
+    }
+    ++call->requests;
+    return CURL_PREREQFUNC_OK;
+}
+#endif
+
+/// Hands the request body to libcurl (libcurl < 7.80; see curl_before_request).
 inline std::size_t curl_read_body(char* buffer, std::size_t size, std::size_t count, void* user) noexcept {
     auto* call = static_cast<CurlCall*>(user);
     const std::size_t n = std::min(size * count, call->upload.size() - call->uploaded);
@@ -304,12 +328,9 @@ inline std::size_t curl_read_body(char* buffer, std::size_t size, std::size_t co
     return n;
 }
 
-/// libcurl 7.88 silently re-sends a request whose reused connection died before any
-/// response byte ("Connection died, retrying a fresh connect"), rewinding the body
-/// first. The server may already have received and billed it, so the rewind is refused
-/// once any of the body went out: the transfer fails (CURLE_SEND_FAIL_REWIND) and the
-/// router records it as an attempt and decides for itself. A resend of a request whose
-/// body never left (the connection was already dead) needs no rewind and goes ahead.
+/// Refuses the rewind of a re-send once any of the body went out (libcurl < 7.80; see
+/// curl_before_request): the transfer fails with CURLE_SEND_FAIL_REWIND. A resend of a
+/// request whose body never left (the connection was already dead) goes ahead.
 inline int curl_seek_body(void* user, curl_off_t offset, int origin) noexcept {
     auto* call = static_cast<CurlCall*>(user);
     if (offset == 0 && origin == SEEK_SET && call->uploaded == 0) return CURL_SEEKFUNC_OK;
@@ -637,16 +658,24 @@ FAILOVER_INLINE Result<HttpResponse> CurlTransport::perform(const HttpRequest& r
         call.head = true;
     } else {
         if (method != "POST") curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method.c_str());
-        // The body is read from the caller's buffer, without a copy, through a callback
-        // whose seek refuses a silent second send (see curl_seek_body).
-        call.upload = req.body;
+        // The body goes out from the caller's buffer, without a copy; a silent second
+        // send is refused (see curl_before_request).
         curl_easy_setopt(h, CURLOPT_POST, 1L);
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
+#if LIBCURL_VERSION_NUM >= 0x075000
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, req.body.data());
+#else
+        call.upload = req.body;
         curl_easy_setopt(h, CURLOPT_READFUNCTION, &detail::curl_read_body);
         curl_easy_setopt(h, CURLOPT_READDATA, static_cast<void*>(&call));
         curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, &detail::curl_seek_body);
         curl_easy_setopt(h, CURLOPT_SEEKDATA, static_cast<void*>(&call));
+#endif
     }
+#if LIBCURL_VERSION_NUM >= 0x075000
+    curl_easy_setopt(h, CURLOPT_PREREQFUNCTION, &detail::curl_before_request);
+    curl_easy_setopt(h, CURLOPT_PREREQDATA, static_cast<void*>(&call));
+#endif
 
     const detail::Outcome out = detail::curl_run(lease.multi(), h, call, d);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, static_cast<curl_slist*>(nullptr));

@@ -40,13 +40,14 @@ namespace detail::engine {
 /// The caller's side of a stream: what reaches its callback, and when.
 class StreamDelivery {
 public:
-    StreamDelivery(std::function<void(const StreamEvent&)> callback, StreamOptions::Hold hold)
-        : callback_(std::move(callback)), hold_(hold) {}
+    StreamDelivery(std::function<void(const StreamEvent&)> callback, const StreamOptions& options)
+        : callback_(std::move(callback)), hold_(options.hold), keep_text_option_(options.keep_text) {}
 
     /// An attempt on `route` starts; `structured` when its request asks for a schema.
     void begin(std::string_view route, bool structured) {
         route_ = route;
         structured_ = structured;
+        keep_text_ = keep_text_option_ || structured;
         announced_ = false;
         committed_ = false;
         taken_ = false;
@@ -114,6 +115,7 @@ public:
     bool committed() const noexcept { return committed_; }      ///< a delta of this attempt reached the caller
     bool taken() const noexcept { return taken_; }              ///< this attempt decoded a delta (it streamed)
     bool first_content() const noexcept { return first_content_; }
+    bool keeps_text() const noexcept { return keep_text_; }     ///< this attempt's text is kept (StreamOptions::keep_text)
     const std::string& partial_text() const noexcept { return partial_; }  ///< text the caller received from this attempt
     bool broken() const noexcept { return broken_; }            ///< the caller's callback threw
     const std::string& broken_why() const noexcept { return broken_why_; }
@@ -141,7 +143,7 @@ private:
         }
         // Committed once answer content reached the caller (an early usage report does not count).
         committed_ = committed_ || d.kind == StreamDelta::Kind::text || d.kind == StreamDelta::Kind::tool_call;
-        if (d.kind == StreamDelta::Kind::text) partial_ += d.text;
+        if (d.kind == StreamDelta::Kind::text && keep_text_) partial_ += d.text;
         StreamEvent e;
         e.kind = StreamEvent::Kind::delta;
         e.route = route_;
@@ -164,6 +166,8 @@ private:
 
     std::function<void(const StreamEvent&)> callback_;
     StreamOptions::Hold hold_;
+    bool keep_text_option_ = true;
+    bool keep_text_ = true;
     std::string route_;
     bool structured_ = false;
     bool announced_ = false;
@@ -191,6 +195,7 @@ Result<ChatResponse> perform_stream(R& r, const ChatRequest& req, Deadline d, St
             StreamLimits limits;
             if constexpr (requires { r.transport().options().max_response_bytes; })
                 limits.max_total_bytes = r.transport().options().max_response_bytes;
+            limits.keep_text = out.keeps_text();
             auto decoder = r.adapter().stream_decoder(req, limits);
             std::vector<StreamDelta> batch;
             std::optional<Failure> failed;

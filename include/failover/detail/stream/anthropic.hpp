@@ -280,7 +280,7 @@ private:
     }
 
     void add_text(std::string text, std::vector<StreamDelta>& out) {
-        content_.text += text;
+        if (keep_text_) content_.text += text;
         emit_text(std::move(text), out);
     }
 

@@ -96,7 +96,7 @@ public:
 
 protected:
     Decoder(std::string provider, std::string secret, StreamLimits limits)
-        : provider_(std::move(provider)), secret_(std::move(secret)), sse_(limits) {}
+        : provider_(std::move(provider)), secret_(std::move(secret)), sse_(limits), keep_text_(limits.keep_text) {}
 
     /// Parses `bytes` and hands each event to `on_event(const SseEvent&) -> std::optional<Failure>`
     /// until one fails. Never throws: an exception from reading an event is a malformed_response.
@@ -150,6 +150,7 @@ protected:
     std::string provider_;
     std::string secret_;
     SseParser sse_;
+    bool keep_text_ = true;  // StreamLimits::keep_text
     IdSeed seed_{};
     std::optional<Failure> failed_{};
 };

@@ -103,6 +103,7 @@ private:
                         StreamDelta d;
                         d.text = answer_.text.substr(had);
                         out.push_back(std::move(d));
+                        if (!keep_text_) answer_.text.clear();
                     }
                 }
             }

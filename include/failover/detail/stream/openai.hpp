@@ -109,7 +109,7 @@ private:
             t.arguments = wire::parse_arguments(&args);
             calls.push_back(std::move(t));
         }
-        Result<ChatResponse> r = wire::openai_answer(wire_, structured_, text_, std::move(calls), finish_, usage_, model_);
+        Result<ChatResponse> r = wire::openai_answer(wire_, structured_, std::move(text_), std::move(calls), finish_, usage_, model_);
         if (!r) return fail(r.error());
         return r;
     }
@@ -163,7 +163,7 @@ private:
         if (const json* delta = wire::member(choice, "delta"); delta != nullptr && delta->is_object()) {
             std::string text = wire::content_text(wire::member(*delta, "content"));
             if (!text.empty()) {
-                text_ += text;
+                if (keep_text_) text_ += text;
                 StreamDelta d;
                 d.text = std::move(text);
                 out.push_back(std::move(d));
