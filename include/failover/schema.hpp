@@ -33,6 +33,7 @@
 #include <nlohmann/json.hpp>
 
 #include "failover/config.hpp"
+#include "failover/detail/strict_subset.hpp"
 #include "failover/version.hpp"
 
 FAILOVER_BEGIN_NAMESPACE
@@ -56,13 +57,6 @@ struct SchemaOptions {
     /// caches, grown on demand). Programs themselves are capped at about 20,000
     /// instructions whatever this says; a pattern over that is refused at parse.
     std::int64_t regex_max_mem = 2 << 20;
-};
-
-/// How a schema fits OpenAI's strict structured-output subset (README: "Strict mode").
-struct StrictSubset {
-    bool ready = false;                  ///< `document` may be sent with strict: true
-    nlohmann::json document{};           ///< the strict form: additionalProperties false added, annotations left out
-    std::vector<std::string> reasons{};  ///< why not, each "<pointer>: <problem>" (empty when ready)
 };
 
 /// A compiled JSON Schema (draft 7). Immutable after parse(); validate() is thread-safe.

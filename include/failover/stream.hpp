@@ -133,6 +133,10 @@ struct StreamOptions {
     /// returned ChatResponse has an empty `text` (tool calls, usage and the rest are
     /// there), a mid-stream Failure an empty `partial_text`, and quality gates see no
     /// text. A request with a schema keeps its text regardless: the schema gate needs it.
+    /// Flat only for text that streams as it arrives: text held back (Hold::all, or text
+    /// after a held tool call) waits in memory until it is released, and a route that
+    /// answers whole returns its text. An Anthropic refusal that gives no explanation is
+    /// reported without the model's words.
     bool keep_text = true;
 };
 

@@ -32,10 +32,10 @@ endif()
 run(${CMAKE_COMMAND} --build "${WORK_DIR}/build" -j2)
 run("${WORK_DIR}/build/consumer")
 
-# Compiled mode must keep the compiled parts out of the user's object file:
-# no definition of the schema validator, OpenAI's encode or the curl transport's
-# send may appear in it, while the header-only build must define them (which
-# shows the probe sees them).
+# Compiled mode must keep the compiled parts out of the user's object file: no
+# definition of the schema validator, an adapter's encode/decode/stream decoder,
+# the stream decoders or the curl transport may appear in it,
+# while the header-only build must define them (which shows the probe sees them).
 if(MODE STREQUAL "compiled" OR MODE STREQUAL "fetchcontent")
   find_program(NM nm REQUIRED)
   file(GLOB_RECURSE objects "${WORK_DIR}/build/CMakeFiles/consumer.dir/*.o")
@@ -43,7 +43,7 @@ if(MODE STREQUAL "compiled" OR MODE STREQUAL "fetchcontent")
   if(NOT rc EQUAL 0)
     message(FATAL_ERROR "nm failed on ${objects}")
   endif()
-  string(REGEX MATCHALL "failover::v[0-9]+::(Schema::parse|OpenAI::encode|CurlTransport::send|detail::schema::)[^\n]*"
+  string(REGEX MATCHALL "failover::v[0-9]+::(Schema::parse|Schema::validate|(OpenAI|OpenAICompatible|Anthropic|Gemini)::(encode|encode_stream|decode|stream_decoder|classify)|CurlTransport::(send|stream|perform)|detail::(schema|stream|curl_[a-z_]+)::?)[^\n]*"
          compiled_parts "${symbols}")
   list(LENGTH compiled_parts n)
   if(MODE STREQUAL "compiled" AND n GREATER 0)

@@ -673,6 +673,9 @@ FAILOVER_INLINE Result<HttpResponse> CurlTransport::perform(const HttpRequest& r
 #endif
     }
 #if LIBCURL_VERSION_NUM >= 0x075000
+    // A proxy's answer to CONNECT is not a response to the request: kept from the header
+    // callback, it cannot pass for one and let a re-send through a new tunnel go out.
+    curl_easy_setopt(h, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
     curl_easy_setopt(h, CURLOPT_PREREQFUNCTION, &detail::curl_before_request);
     curl_easy_setopt(h, CURLOPT_PREREQDATA, static_cast<void*>(&call));
 #endif

@@ -26,7 +26,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "failover/schema.hpp"
+#include "failover/detail/strict_subset.hpp"
 #include "failover/version.hpp"
 
 FAILOVER_BEGIN_NAMESPACE

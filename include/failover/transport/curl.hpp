@@ -16,8 +16,8 @@
 // memory. A TLS certificate verification failure is reason connection with
 // kind terminal: retrying the same route cannot fix a certificate. A request
 // is never sent twice behind the caller's back: libcurl's silent resend on a
-// dead keep-alive connection is refused once the body went out (a connection
-// failure the router lists as an attempt). Failure
+// dead keep-alive connection is refused before it goes out (a connection
+// failure the router lists as an attempt, which it may retry as its own). Failure
 // messages name the host, never the query string or any header value (API
 // keys travel in both).
 #pragma once
