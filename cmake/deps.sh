@@ -24,10 +24,10 @@ failover_need_packages() {
 }
 
 # What building the library, its tests, examples and benchmarks needs.
-# json-schema-test-suite, clang and libfuzzer-14-dev are for the tests only (the
-# conformance suite and the schema fuzzer).
+# json-schema-test-suite, clang, libfuzzer-14-dev and libclang-rt-14-dev (clang's
+# sanitizer runtimes) are for the tests only (the conformance suite and the fuzzers).
 FAILOVER_BUILD_PACKAGES=(g++ cmake make git ca-certificates pkg-config nlohmann-json3-dev libcurl4-openssl-dev
-  libre2-dev catch2 libbenchmark-dev json-schema-test-suite clang libfuzzer-14-dev)
+  libre2-dev catch2 libbenchmark-dev json-schema-test-suite clang libfuzzer-14-dev libclang-rt-14-dev)
 
 # ccache when present, nothing when not.
 failover_launcher() {
