@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include <failover/detail/strict_schema.hpp>
+
 #include "support/catch.hpp"
 #include "support/fakes.hpp"
 #include "support/mock_provider.hpp"

@@ -97,7 +97,7 @@ std::vector<Case> run_file(const fs::path& path) {
             parse_error = e.what();
         }
         for (const json& t : g.at("tests")) {
-            Case c{rel, g.at("description").get<std::string>(), t.at("description").get<std::string>()};
+            Case c{rel, g.at("description").get<std::string>(), t.at("description").get<std::string>(), false, {}};
             const bool expected = t.at("valid").get<bool>();
             if (!schema) {
                 c.why = "parse refused the schema: " + parse_error;

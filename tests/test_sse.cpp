@@ -34,6 +34,7 @@
 #include <failover/adapters/gemini.hpp>
 #include <failover/adapters/openai.hpp>
 #include <failover/adapters/openai_compatible.hpp>
+#include <failover/detail/stream/anthropic.hpp>
 #include <failover/schema.hpp>
 #include <failover/sse.hpp>
 #include <failover/stream.hpp>

@@ -283,6 +283,7 @@ namespace {
 
 // One streaming provider of each wire format over real HTTP, in front of a healthy secondary.
 struct Wired {
+    explicit Wired(std::string w) : wire(std::move(w)) {}
     std::string wire;
     failover_mock::MockProvider mock;
     std::shared_ptr<CurlTransport> http = std::make_shared<CurlTransport>();

@@ -33,7 +33,15 @@
 #include <utility>
 #include <vector>
 
+// re2.h turns -Wmissing-field-initializers off for the rest of the including
+// file and never back on: kept inside push/pop so the user's code keeps it.
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#endif
 #include <re2/re2.h>
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
 
 #include "failover/detail/schema/values.hpp"
 #include "failover/version.hpp"
