@@ -15,6 +15,7 @@
 
 #include "support/catch.hpp"
 #include "support/fakes.hpp"
+#include "support/loopback.hpp"
 #include "support/mock_provider.hpp"
 
 using namespace failover;
@@ -26,28 +27,8 @@ using failover_test::RecordingSink;
 
 namespace {
 
-struct Fixture {
-    MockProvider mock;
-    std::shared_ptr<CurlTransport> http = std::make_shared<CurlTransport>();
-    std::shared_ptr<ManualClock> clock = std::make_shared<ManualClock>();
-    std::shared_ptr<RecordingSink> sink = std::make_shared<RecordingSink>();
-
-    RouterOptions options() const {
-        RouterOptions o;
-        o.clock = clock;
-        o.sleeper = clock;
-        o.seed = 7;
-        return o;
-    }
-    OpenAI openai(const std::string& route) const {
-        return OpenAI{{.model = "gpt-4o", .api_key = "sk-test", .base_url = mock.url(route) + "/v1"}};
-    }
-    Anthropic anthropic(const std::string& route) const {
-        return Anthropic{{.model = "claude-sonnet-4-5", .api_key = "test", .base_url = mock.url(route)}};
-    }
-    Gemini gemini(const std::string& route, std::string model = "gemini-3-pro-preview") const {
-        return Gemini{{.model = std::move(model), .api_key = "test", .base_url = mock.url(route)}};
-    }
+struct Fixture : failover_test::LoopbackFixture {
+    Fixture() : LoopbackFixture(7) {}
 };
 
 ChatRequest ask(std::string text = "Say hello") {
@@ -275,7 +256,7 @@ TEST_CASE("degradation: Gemini tool calls without ids fail over to OpenAI and An
     fx.mock.route("gemini").then(Fault::tool_call("get_weather", {{"city", "Paris"}})).otherwise(Fault::ok("21 C in Paris"));
     fx.mock.route("oai").otherwise(Fault::ok("21 C in Paris"));
     fx.mock.route("ant").otherwise(Fault::ok("21 C in Paris"));
-    Router gemini{fx.options(), Route{"gemini", fx.gemini("gemini"), fx.http}};
+    Router gemini{fx.options(), Route{"gemini", fx.gemini("gemini", "gemini-3-pro-preview"), fx.http}};
     ChatRequest req = ask("What is the weather in Paris?");
     req.tools = {kWeather};
     auto first = gemini.route_with_fallback(req);
@@ -344,7 +325,7 @@ TEST_CASE("degradation: a conversation with Gemini tool calls fails over mid-way
     fx.mock.route("ant").otherwise(Fault::ok("21 C in Paris"));
     RouteOptions once;
     once.max_attempts = 1;
-    Router router{fx.options(), Route{"gemini", fx.gemini("gemini"), fx.http, once}, Route{"ant", fx.anthropic("ant"), fx.http}};
+    Router router{fx.options(), Route{"gemini", fx.gemini("gemini", "gemini-3-pro-preview"), fx.http, once}, Route{"ant", fx.anthropic("ant"), fx.http}};
     ChatRequest req = ask("What is the weather in Paris?");
     req.tools = {kWeather};
     auto first = router.route_with_fallback(req);

@@ -6,6 +6,7 @@
 // opt-in policy fallback and a reply cache.
 #include "support/catch.hpp"
 #include "support/fakes.hpp"
+#include "support/loopback.hpp"
 #include "support/mock_provider.hpp"
 
 using namespace failover;
@@ -20,29 +21,7 @@ const char* kInvoice = R"({"type":"object","required":["total","currency"],
   "properties":{"total":{"type":"number"},"currency":{"type":"string","enum":["EUR","USD"]}},
   "additionalProperties":false})";
 
-struct Fixture {
-    MockProvider mock;
-    std::shared_ptr<CurlTransport> http = std::make_shared<CurlTransport>();
-    std::shared_ptr<ManualClock> clock = std::make_shared<ManualClock>();
-    std::shared_ptr<RecordingSink> sink = std::make_shared<RecordingSink>();
-
-    RouterOptions options() const {
-        RouterOptions o;
-        o.clock = clock;
-        o.sleeper = clock;
-        o.seed = 1;
-        return o;
-    }
-    OpenAI openai(const std::string& route) const {
-        return OpenAI{{.model = "gpt-4o", .api_key = "sk-test", .base_url = mock.url(route) + "/v1"}};
-    }
-    Anthropic anthropic(const std::string& route) const {
-        return Anthropic{{.model = "claude-sonnet-4-5", .api_key = "test", .base_url = mock.url(route)}};
-    }
-    Gemini gemini(const std::string& route) const {
-        return Gemini{{.model = "gemini-2.5-flash", .api_key = "test", .base_url = mock.url(route)}};
-    }
-};
+using Fixture = failover_test::LoopbackFixture;
 
 ChatRequest invoice_request() {
     ChatRequest r;
