@@ -35,6 +35,7 @@
 #include <failover/adapters/openai.hpp>
 #include <failover/adapters/openai_compatible.hpp>
 #include <failover/detail/stream/anthropic.hpp>
+#include <failover/detail/stream/openai.hpp>
 #include <failover/schema.hpp>
 #include <failover/sse.hpp>
 #include <failover/stream.hpp>
@@ -1451,5 +1452,195 @@ TEST_CASE("mock stream modifiers do on the wire what they promise", "[sse][http]
         CHECK(raw.chunked_end);
         CHECK(raw.body.find("data: [DONE]\n\n") == raw.body.size() - 14);
         CHECK(raw.body.find(R"("usage":{"completion_tokens")") != std::string::npos);  // include_usage was asked
+    }
+}
+
+// ---- the fast path for text chunks (detail/stream/scan.hpp) ------------------------------------
+
+namespace {
+
+detail::stream::OpenAIStream openai_decoder(bool scan, const ChatRequest& req) {
+    detail::wire::OpenAIWire w;
+    w.provider = "openai";
+    w.model = "gpt-4o";
+    w.secret = kKey;
+    detail::stream::OpenAIStream d(w, req);
+    d.scan(scan);
+    return d;
+}
+
+detail::stream::AnthropicStream anthropic_decoder(bool scan, const ChatRequest& req) {
+    detail::stream::AnthropicStream d("claude-sonnet-4-5", kKey, req);
+    d.scan(scan);
+    return d;
+}
+
+/// Decodes `body` with the fast path on and off: the same deltas, answer or failure, and
+/// how many events the fast path read.
+template <class Make>
+std::size_t same_both_ways(Make make, std::string_view body) {
+    auto fast = make(true);
+    auto dom = make(false);
+    std::vector<StreamDelta> a, b;
+    const auto fa = fast.feed(body, a);
+    const auto fb = dom.feed(body, b);
+    const std::size_t scanned = fast.scanned();
+    Outcome oa, ob;
+    oa.deltas = a;
+    ob.deltas = b;
+    oa.failure = fa;
+    ob.failure = fb;
+    oa.failed_in_feed = fa.has_value();
+    ob.failed_in_feed = fb.has_value();
+    if (!fa) {
+        Result<ChatResponse> r = fast.end();
+        if (r) oa.answer = *r;
+        else oa.failure = r.error();
+    }
+    if (!fb) {
+        Result<ChatResponse> r = dom.end();
+        if (r) ob.answer = *r;
+        else ob.failure = r.error();
+    }
+    INFO(body);
+    CHECK(describe(oa) == describe(ob));
+    CHECK(dom.scanned() == 0);
+    return scanned;
+}
+
+std::string openai_stream_with(std::string_view chunk) {
+    return "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}],\"model\":\"gpt-4o\"}\n\n"
+           "data: " + std::string(chunk) + "\n\n"
+           "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],\"model\":\"gpt-4o\"}\n\n"
+           "data: [DONE]\n\n";
+}
+
+std::string anthropic_stream_with(std::string_view delta) {
+    return "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"model\":\"claude-sonnet-4-5\","
+           "\"usage\":{\"input_tokens\":3,\"output_tokens\":1}}}\n\n"
+           "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":"
+           "{\"type\":\"text\",\"text\":\"\"}}\n\n"
+           "event: content_block_delta\ndata: " + std::string(delta) + "\n\n"
+           "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n"
+           "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},"
+           "\"usage\":{\"output_tokens\":5}}\n\n"
+           "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+}
+
+/// JSON texts the fast path must read exactly as nlohmann::json does, or leave to it: the
+/// grammar's corners, inside a member both decoders skip (`"x": <value>`).
+const std::vector<std::string> kSkippedValues = {
+    "0", "-0", "1.5", "-1.5E-3", "1e5", "1E+05", "123456789012345678901234567890", "1e-400", "1e300", "true", "false", "null",
+    "\"\"", "\"a\\\"b\\\\c\\/d\\b\\f\\n\\r\\t\"", "\"\\u00e9\\ud83d\\ude00\"", "[]", "{}", "[1,[2,{\"a\":[]}]]",
+    "{\"k\\u0065y\":1}", "\"h\xC3\xA9llo \xE6\x97\xA5 \xF0\x9F\x98\x80\"",
+    // not JSON: nlohmann::json rejects each, so the chunk is malformed either way
+    "1e400", "-1E+309", "1" + std::string(400, '0'), "01", "1.", ".5", "-", "1e", "+1", "tru", "nul", "\"\\x\"", "\"\\u12\"", "\"\\ud83d\"", "\"\\ude00\"",
+    "\"\\ud83dx\"", "\"\\ud83d\\u0041\"", "\"a\tb\"", "\"\xC3\x28\"", "\"\xC0\xAF\"", "\"\xED\xA0\x80\"",
+    "\"\xF4\x90\x80\x80\"", "\"\xE0\x80\xAF\"", "\"\xF0\x80\x80\xAF\"", "\"\xFF\"", "\"\xC3\"", "[1,]", "[1 2]",
+    "{\"a\" 1}", "{\"a\":1,}", "{,}", "{\"a\":}", "[", "{", "\"open", "1 2", "NaN", "Infinity"};
+
+}  // namespace
+
+TEST_CASE("OpenAI stream: text chunks are read without a DOM, exactly as through it", "[sse][openai][scan]") {
+    const ChatRequest req = plain();
+    const auto make = [&](bool scan) { return openai_decoder(scan, req); };
+    const auto common = [](std::string_view inner) {
+        return R"({"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-4o","system_fingerprint":"fp",)"
+               R"("choices":[{"index":0,"delta":{"content":")" + std::string(inner) + R"("},"logprobs":null,"finish_reason":null}]})";
+    };
+    SECTION("the common shapes are read by the fast path") {
+        // role chunk + one text chunk; the finish chunk goes through the DOM
+        CHECK(same_both_ways(make, openai_stream_with(common("Hello"))) == 2);
+        CHECK(same_both_ways(make, openai_stream_with(common(R"(a\"b\\c\/d\b\f\n\r\t\u00e9\ud83d\ude00)"))) == 2);
+        CHECK(same_both_ways(make, openai_stream_with(common("h\xC3\xA9llo \xE6\x97\xA5\xE6\x9C\xAC \xF0\x9F\x98\x80"))) == 2);
+        CHECK(same_both_ways(make, openai_stream_with(
+                                       " {\t\"choices\" : [ { \"delta\" : { \"content\" : \"x\" } , \"index\" : 0 } ] ,"
+                                       "\"usage\":null,\"error\":null,\"obfuscation\":\"Zx\"}\t ")) == 2);
+        CHECK(same_both_ways(make, openai_stream_with(R"({"choices":[{"delta":{"content":null,"refusal":null,"tool_calls":null}}]})")) == 2);
+        CHECK(same_both_ways(make, openai_stream_with(R"({"choices":[]})")) == 2);
+        // every recorded plain-text stream: all but the finish, usage and [DONE] events
+        const std::string text = fixture("openai/text.sse");
+        CHECK(same_both_ways(make, text) > 0);
+    }
+    SECTION("what the fast path does not read exactly is left to the DOM, with the same result") {
+        for (const std::string& chunk : {
+                 // duplicates: nlohmann keeps the last
+                 std::string(R"({"choices":[{"delta":{"content":"a","content":"b"}}]})"),
+                 std::string(R"({"choices":[{"delta":{"content":"a"}}],"choices":[{"delta":{"content":"b"}}]})"),
+                 std::string(R"({"model":"m1","model":"m2","choices":[{"delta":{"content":"a"}}]})"),
+                 std::string(R"({"choices":[{"index":0,"index":1,"delta":{"content":"a"}}]})"),
+                 // escaped keys name the same members
+                 std::string(R"({"choices":[{"delta":{"con\u0074ent":"x"}}]})"),
+                 std::string(R"({"ch\u006fices":[{"delta":{"content":"x"}}]})"),
+                 // other choices, other index forms
+                 std::string(R"({"choices":[{"index":1,"delta":{"content":"x"}}]})"),
+                 std::string(R"({"choices":[{"index":"0","delta":{"content":"x"}}]})"),
+                 std::string(R"({"choices":[{"index":0.0,"delta":{"content":"x"}}]})"),
+                 std::string(R"({"choices":[{"index":-0,"delta":{"content":"x"}}]})"),
+                 std::string(R"({"choices":[{"index":0,"delta":{"content":"x"}},{"index":1,"delta":{"content":"y"}}]})"),
+                 std::string(R"({"choices":[{"index":0,"delta":{"content":"x"}},{"delta":{"content":"y"}}]})"),
+                 // other content forms and the members that matter
+                 std::string(R"({"choices":[{"delta":{"content":5}}]})"),
+                 std::string(R"({"choices":[{"delta":{"content":[{"type":"text","text":"p"}]}}]})"),
+                 std::string(R"({"choices":[{"delta":{"content":"x","refusal":"no"}}]})"),
+                 std::string(R"({"choices":[{"delta":{"tool_calls":[{"index":0,"id":"c","function":{"name":"f","arguments":""}}]}}]})"),
+                 std::string(R"({"choices":[{"delta":{"content":"x"},"finish_reason":"length"}]})"),
+                 std::string(R"({"choices":[{"delta":"x"}]})"),
+                 std::string(R"({"choices":{"delta":{"content":"x"}}})"),
+                 std::string(R"({"choices":["x"]})"),
+                 std::string(R"({"usage":{"prompt_tokens":3,"completion_tokens":4},"choices":[{"delta":{"content":"x"}}]})"),
+                 std::string(R"({"usage":7,"choices":[{"delta":{"content":"x"}}]})"),
+                 std::string(R"({"error":{"message":"overloaded","type":"server_error"}})"),
+                 std::string(R"({"model":5,"choices":[{"delta":{"content":"x"}}]})"),
+                 // not a JSON object, trailing bytes
+                 std::string(R"([{"choices":[]}])"), std::string(R"("text")"), std::string("{}x"), std::string("{} {}"),
+                 std::string(R"({"choices":[{"delta":{"content":"x"}}]}})"),
+                 // nesting: deeper than the scanner reads, deeper than the DOM accepts
+                 R"({"x":)" + std::string(40, '[') + std::string(40, ']') + R"(,"choices":[{"delta":{"content":"x"}}]})",
+                 R"({"x":)" + std::string(600, '[') + std::string(600, ']') + R"(,"choices":[{"delta":{"content":"x"}}]})",
+             })
+            same_both_ways(make, openai_stream_with(chunk));
+        for (const std::string& value : kSkippedValues) {
+            same_both_ways(make, openai_stream_with(R"({"x":)" + value + R"(,"choices":[{"delta":{"content":"t"}}]})"));
+            same_both_ways(make, openai_stream_with(R"({"choices":[{"delta":{"content":)" + value + "}}]}"));
+        }
+    }
+}
+
+TEST_CASE("Anthropic stream: text deltas are read without a DOM, exactly as through it", "[sse][anthropic][scan]") {
+    const ChatRequest req = plain();
+    const auto make = [&](bool scan) { return anthropic_decoder(scan, req); };
+    SECTION("the common shapes are read by the fast path") {
+        CHECK(same_both_ways(make, anthropic_stream_with(
+                                       R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}})")) == 1);
+        CHECK(same_both_ways(make, anthropic_stream_with(
+                                       R"({"delta":{"text":"\u00e9\n","type":"text_delta"},"index":0,"type":"content_block_delta"})")) == 1);
+        CHECK(same_both_ways(make, anthropic_stream_with(
+                                       R"({"type":"content_block_delta","index":0,"delta":{"type":"text\u005fdelta","text":"x"}})")) == 1);
+        CHECK(same_both_ways(make, fixture("anthropic/text.sse")) > 0);
+    }
+    SECTION("what the fast path does not read exactly is left to the DOM, with the same result") {
+        for (const std::string& delta : {
+                 std::string(R"({"type":"content_block_delta","index":5,"delta":{"type":"text_delta","text":"x"}})"),
+                 std::string(R"({"type":"content_block_delta","index":-1,"delta":{"type":"text_delta","text":"x"}})"),
+                 std::string(R"({"type":"content_block_delta","index":"0","delta":{"type":"text_delta","text":"x"}})"),
+                 std::string(R"({"type":"content_block_delta","index":0,"index":1,"delta":{"type":"text_delta","text":"x"}})"),
+                 std::string(R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"a","text":"b"}})"),
+                 std::string(R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","te\u0078t":"x"}})"),
+                 std::string(R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta"}})"),
+                 std::string(R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":null}})"),
+                 std::string(R"({"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"{"}})"),
+                 std::string(R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x"},"delta":{}})"),
+                 std::string(R"({"type":"content_block_delta","index":0,"delta":"x"})"),
+                 std::string(R"(["x"])"),
+                 std::string(R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x"}} x)"),
+             })
+            same_both_ways(make, anthropic_stream_with(delta));
+        for (const std::string& value : kSkippedValues) {
+            same_both_ways(make, anthropic_stream_with(R"({"type":"content_block_delta","x":)" + value +
+                                                       R"(,"index":0,"delta":{"type":"text_delta","text":"t"}})"));
+            same_both_ways(make, anthropic_stream_with(R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":)" +
+                                                       value + "}}"));
+        }
     }
 }

@@ -23,6 +23,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -126,16 +127,43 @@ private:
                     continue;
                 }
             }
-            std::size_t stop = i;  // (a plain loop: find_first_of tests each byte against the set by a call)
-            while (stop < s.size() && s[stop] != '\n' && s[stop] != '\r') ++stop;
-            const std::size_t eol = stop == s.size() ? std::string_view::npos : stop;
-            if (stop > i && !append(s.substr(i, stop - i))) return false;
-            if (eol == std::string_view::npos) break;
-            cr_ = s[eol] == '\r';
-            if (!end_line(on_event)) return false;
-            i = eol + 1;
+            const std::size_t stop = line_end(s, i);
+            std::string_view piece = s.substr(i, stop - i);
+            if (stop == s.size()) {  // the line goes on in the next feed
+                if (!piece.empty() && !append(piece)) return false;
+                break;
+            }
+            if (line_started_) {  // its start came in an earlier feed: the whole line is in line_
+                if (!piece.empty() && !append(piece)) return false;
+                piece = line_;
+            } else if (!piece.empty()) {  // the whole line is here: read in place, not copied
+                line_started_ = true;
+                skipping_ = piece.front() == ':';
+                if (!skipping_ && !fits(piece.size())) return false;
+            }
+            cr_ = s[stop] == '\r';
+            if (!end_line(piece, on_event)) return false;
+            i = stop + 1;
         }
         return true;
+    }
+
+    /// Where the line starting at `i` ends: its first CR or LF, or s.size(). (memchr scans
+    /// many bytes a step; a CR is looked for only before the LF.)
+    static std::size_t line_end(std::string_view s, std::size_t i) noexcept {
+        const char* p = s.data() + i;
+        const std::size_t n = s.size() - i;
+        const void* lf = std::memchr(p, '\n', n);
+        const std::size_t upto = lf ? static_cast<std::size_t>(static_cast<const char*>(lf) - p) : n;
+        const void* cr = upto ? std::memchr(p, '\r', upto) : nullptr;
+        return i + (cr ? static_cast<std::size_t>(static_cast<const char*>(cr) - p) : upto);
+    }
+
+    /// True when `more` bytes of field lines still fit in the event; else fails.
+    bool fits(std::size_t more) {
+        if (line_.size() + data_.size() + type_.size() + more + 1 <= limits_.max_event_bytes) return true;
+        fail("a server-sent event is larger than the limit of " + std::to_string(limits_.max_event_bytes) + " bytes");
+        return false;
     }
 
     /// Adds bytes to the current line (comment lines are dropped as they come).
@@ -145,20 +173,17 @@ private:
             skipping_ = piece.front() == ':';
         }
         if (skipping_) return true;
-        if (line_.size() + data_.size() + type_.size() + piece.size() + 1 > limits_.max_event_bytes) {
-            fail("a server-sent event is larger than the limit of " + std::to_string(limits_.max_event_bytes) +
-                 " bytes");
-            return false;
-        }
+        if (!fits(piece.size())) return false;
         line_.append(piece);
         return true;
     }
 
+    /// A line ended; `line` is its text (in the input or in line_).
     template <class OnEvent>
-    bool end_line(OnEvent& on_event) {
+    bool end_line(std::string_view line, OnEvent& on_event) {
         bool go = true;
         if (!line_started_) go = dispatch(on_event);
-        else if (!skipping_) field(line_);
+        else if (!skipping_) field(line);
         line_.clear();
         line_started_ = false;
         skipping_ = false;

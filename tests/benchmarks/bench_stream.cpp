@@ -18,7 +18,7 @@
 //             first text delta delivered to the callback
 // For each: time from starting the request to the first token and to the end
 // of the stream (the call returns), p50/p99, and client CPU per stream. Modes
-// run in interleaved blocks with all client threads in the same mode, as in
+// run in interleaved blocks, in an order that rotates every round, with all client threads in the same mode, as in
 // bench_e2e, so load from other processes hits every mode alike.
 //
 // Resident memory while streaming a long answer (BM_StreamMemory_*, run first,
@@ -58,6 +58,8 @@
 #include <benchmark/benchmark.h>
 
 #include <failover/failover.hpp>
+#include <failover/detail/stream/anthropic.hpp>
+#include <failover/detail/stream/openai.hpp>
 
 #include "bench_util.hpp"
 #include "mock_routes.hpp"
@@ -449,7 +451,9 @@ RunResult run_interleaved(Shared& shared, const std::vector<Mode>& modes, int th
         const ChatRequest req = bench::typical_request();
         std::map<Mode, ModeResult> mine;
         for (int round = 0; round <= blocks; ++round) {
-            for (Mode m : modes) {
+            for (std::size_t k = 0; k < modes.size(); ++k) {
+                // The order rotates every round, so no mode always runs after the same one.
+                const Mode m = modes[(k + static_cast<std::size_t>(round)) % modes.size()];
                 sync.arrive_and_wait();
                 if (setup_failed) continue;
                 ModeResult& r = mine[m];
@@ -497,13 +501,26 @@ double mean(const std::vector<double>& v) {
     return v.empty() ? 0 : sum / static_cast<double>(v.size());
 }
 
+/// The modes BM_StreamTTFT runs: all, or those named in FAILOVER_BENCH_STREAM_MODES
+/// (comma-separated, for profiling one client at a time: perf record on router only).
+std::vector<Mode> ttft_modes() {
+    const std::vector<Mode> all{Mode::raw, Mode::transport, Mode::router, Mode::router_split};
+    const std::string only = getenv_str("FAILOVER_BENCH_STREAM_MODES");
+    if (only.empty()) return all;
+    std::vector<Mode> picked;
+    for (Mode m : all)
+        if (("," + only + ",").find("," + std::string(name_of(m)) + ",") != std::string::npos) picked.push_back(m);
+    if (picked.empty()) throw std::runtime_error("FAILOVER_BENCH_STREAM_MODES names no mode: " + only);
+    return picked;
+}
+
 // Args: wire (0 OpenAI, 1 Anthropic), concurrency, streams per thread per block, blocks.
 void BM_StreamTTFT(benchmark::State& state) {
     const Wire wire = static_cast<Wire>(state.range(0));
     Shared shared(wire);
     const int threads = static_cast<int>(state.range(1));
     for (auto _ : state) {
-        RunResult res = run_interleaved(shared, {Mode::raw, Mode::transport, Mode::router, Mode::router_split}, threads,
+        RunResult res = run_interleaved(shared, ttft_modes(), threads,
                                         static_cast<int>(state.range(2)), static_cast<int>(state.range(3)));
         state.SetIterationTime(res.wall_s);
         std::size_t failures = 0;
@@ -675,6 +692,103 @@ void BM_StreamMemory_Router_Repeated(benchmark::State& state) {
     if (failures) state.SkipWithError((std::to_string(failures) + " streams failed").c_str());
 }
 
+// ---- library CPU per streamed answer, no network ------------------------------------------
+
+/// The exact body the mock streams for the typical answer, captured once through CurlTransport.
+const std::string& captured_body(Wire w) {
+    static std::string bodies[2];
+    std::string& body = bodies[static_cast<int>(w)];
+    if (body.empty()) {
+        CurlTransport http;
+        StreamSpec spec;
+        spec.on_data = [&body](std::string_view b) {
+            body.append(b);
+            return StreamStep::more;
+        };
+        Result<HttpResponse> r = http.stream(encoded_stream(w, "ok"), Deadline{}, spec);
+        if (!r || r->status != 200) throw std::runtime_error("could not capture the mock's stream");
+    }
+    return body;
+}
+
+/// The body's events, blank line included: how a socket hands over a stream that is
+/// written event by event.
+std::vector<std::string_view> events_of(const std::string& body) {
+    std::vector<std::string_view> out;
+    std::size_t at = 0;
+    while (at < body.size()) {
+        const std::size_t end = body.find("\n\n", at);
+        const std::size_t stop = end == std::string::npos ? body.size() : end + 2;
+        out.emplace_back(body.data() + at, stop - at);
+        at = stop;
+    }
+    return out;
+}
+
+/// A streaming transport that replays a captured body event by event, in memory.
+struct ReplayTransport {
+    std::vector<std::string_view> events;
+    Result<HttpResponse> send(const HttpRequest&, Deadline) { return Failure::of(Reason::connection, "replay: stream only"); }
+    Result<HttpResponse> stream(const HttpRequest&, Deadline, const StreamSpec& s) {
+        const Headers head{{"content-type", "text/event-stream"}};
+        if (s.on_head) s.on_head(200, head);
+        for (std::string_view e : events)
+            if (s.on_data(e) == StreamStep::stop) break;
+        return HttpResponse{200, head, {}};
+    }
+};
+
+/// CPU per streamed answer (the mock's 51-event answer replayed from memory, so only the
+/// library works): arg 1 picks what runs: 0 the decoder alone with every event read through
+/// a JSON DOM (the fast path off), 1 the decoder as shipped, 2 Router::stream over a replaying
+/// transport (decoder, delivery to a callback, attempt bookkeeping, the final ChatResponse).
+void BM_StreamCPU(benchmark::State& state) {
+    const Wire w = static_cast<Wire>(state.range(0));
+    const int what = static_cast<int>(state.range(1));
+    const std::string& body = captured_body(w);
+    const std::vector<std::string_view> events = events_of(body);
+    const ChatRequest req = bench::typical_request();
+    const OpenAI openai = openai_to("ok");
+    const Anthropic anthropic = anthropic_to("ok");
+    auto replay = std::make_shared<ReplayTransport>(ReplayTransport{events});
+    Router<Route<OpenAI, ReplayTransport>> openai_router{Route{"primary", openai, replay}};
+    Router<Route<Anthropic, ReplayTransport>> anthropic_router{Route{"primary", anthropic, replay}};
+    std::vector<StreamDelta> deltas;
+    std::size_t failures = 0;
+    const auto decode = [&](auto decoder) {
+        deltas.clear();
+        for (std::string_view e : events)
+            if (decoder.feed(e, deltas)) ++failures;
+        Result<ChatResponse> r = decoder.end();
+        if (!r || r->text != bench::answer_text()) ++failures;
+    };
+    for (auto _ : state) {
+        if (what == 2) {
+            std::size_t texts = 0;
+            const auto count = [&texts](const StreamEvent& e) {
+                texts += e.kind == StreamEvent::Kind::delta && e.delta->kind == StreamDelta::Kind::text;
+            };
+            auto r = w == Wire::openai ? openai_router.stream(req, count) : anthropic_router.stream(req, count);
+            if (!r || r->text != bench::answer_text() || texts == 0) ++failures;
+        } else if (w == Wire::openai) {
+            detail::wire::OpenAIWire wire;
+            wire.provider = "openai";
+            wire.model = "gpt-4o";
+            detail::stream::OpenAIStream d(wire, req);
+            d.scan(what == 1);
+            decode(std::move(d));
+        } else {
+            detail::stream::AnthropicStream d("claude-sonnet-4-5", "bench-key", req);
+            d.scan(what == 1);
+            decode(std::move(d));
+        }
+    }
+    state.SetLabel(name_of(w));
+    state.counters["events"] = static_cast<double>(events.size());
+    state.counters["body_bytes"] = static_cast<double>(body.size());
+    if (failures) state.SkipWithError((std::to_string(failures) + " streams failed").c_str());
+}
+
 // Memory first, in a fresh process (the allocator's state carries over from one benchmark to
 // the next): the raw baseline, then the router.
 BENCHMARK(BM_StreamMemory_Raw)->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
@@ -683,12 +797,14 @@ BENCHMARK(BM_StreamMemory_Router_16MiB)->Iterations(1)->UseManualTime()->Unit(be
 BENCHMARK(BM_StreamMemory_Router_16MiB_NoKeep)->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_StreamMemory_Router_Repeated)->ArgName("streams")->Arg(20)->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
 
+BENCHMARK(BM_StreamCPU)->ArgNames({"wire", "what"})->ArgsProduct({{0, 1}, {0, 1, 2}})->Unit(benchmark::kMicrosecond);
+
 BENCHMARK(BM_StreamTTFT)
     ->ArgNames({"wire", "c", "per_block", "blocks"})
-    ->Args({0, 1, 400, 6})
-    ->Args({0, 16, 40, 6})
-    ->Args({1, 1, 400, 6})
-    ->Args({1, 16, 40, 6})
+    ->Args({0, 1, 1, 2400})
+    ->Args({0, 16, 20, 12})
+    ->Args({1, 1, 1, 2400})
+    ->Args({1, 16, 20, 12})
     ->Iterations(1)
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond);

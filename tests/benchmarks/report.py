@@ -164,6 +164,8 @@ def main():
             for wi, wire in ((0, "OpenAI"), (1, "Anthropic")) for conc in (1, 16)}
     smem = {k: stream(f"BM_StreamMemory_{k}/") for k in ("Raw", "Router_1MiB", "Router_16MiB", "Router_16MiB_NoKeep")}
     srep = stream("BM_StreamMemory_Router_Repeated/")
+    scpu = {(wire, what): stream(f"BM_StreamCPU/wire:{wi}/what:{what}")
+            for wi, wire in ((0, "OpenAI"), (1, "Anthropic")) for what in (0, 1, 2)}
 
     def ttft_ratio(ent):
         rt, raw = counter(ent, "router_ttft_p50_us"), counter(ent, "raw_ttft_p50_us")
@@ -402,7 +404,8 @@ def main():
           "libcurl keep-alive POST of the exact bytes the adapter sends, options set once, scanning the body for the "
           "first event with text (no JSON parsing); **transport**: `CurlTransport::stream` with the same scanner; "
           "**router**: `Router::stream` with one route, TTFT at the first text delta the callback receives. "
-          "Modes alternate in blocks; p50 / p99 over all streams.")
+          "Modes alternate in blocks whose order rotates every round (at c=1 a block is one stream, so every mode "
+          "sees the same moment of the machine); p50 / p99 over all streams.")
         w("")
         w("| wire | c | raw TTFT p50 / p99 | transport TTFT p50 | router TTFT p50 / p99 | router / raw | of which decoding (p50) | client CPU per stream raw / router |")
         w("|---|---|---|---|---|---|---|---|")
@@ -414,6 +417,22 @@ def main():
               f"{fmt_us(counter(ent, 'router_split_decode_p50_us'))} | "
               f"{fmt_us(counter(ent, 'raw_client_cpu_us_per_stream'))} / {fmt_us(counter(ent, 'router_client_cpu_us_per_stream'))} |")
         w("")
+        if any(v for v in scpu.values()):
+            w("Library CPU per streamed answer, no network (`BM_StreamCPU`): the same answer, captured from the mock "
+              "once and replayed from memory event by event. **DOM**: the decoder with every event parsed into a "
+              "nlohmann::json tree (the fast path off); **decoder**: as shipped, text events read by the scanner of "
+              "`detail/stream/scan.hpp` and the rest through the DOM; **router**: `Router::stream` over a replaying "
+              "transport (encoding the request, decoding, delivering each delta to a callback, the attempt's "
+              "bookkeeping, the final `ChatResponse`).")
+            w("")
+            w("| wire | events | DOM | decoder | DOM / decoder | router |")
+            w("|---|---|---|---|---|---|")
+            for wire in ("OpenAI", "Anthropic"):
+                dom, dec, rt = (ns(scpu[(wire, k)]) for k in (0, 1, 2))
+                x = None if not dom or not dec else dom / dec
+                w(f"| {wire} | {counter(scpu[(wire, 1)], 'events') or 'n/a'} | {fmt_ns(dom)} | {fmt_ns(dec)} | "
+                  f"{'n/a' if x is None else f'{x:.1f}x'} | {fmt_ns(rt)} |")
+            w("")
         w("Resident memory while streaming one long answer, in a fresh process (the mock streams the text in "
           "64-byte pieces: 16 MiB of text is 262,144 OpenAI chunks, ~77 MB on the wire). Growth is the peak "
           "VmRSS during the stream (VmHWM) over VmRSS before it; heap is malloc's bytes in use (mallinfo2).")
@@ -490,15 +509,16 @@ def main():
             for wire in ("OpenAI", "Anthropic"))
         w(f"- **Streaming TTFT.** At c=1 the router's p50 against raw libcurl's: {parts}. What the router adds before "
           "the first token is encoding the request, CurlTransport's per-call setup and decoding the events up to the "
-          "first text, a few tens of microseconds at most, while the mock's own first token takes about 200 µs and "
-          "moves by more than that between blocks of the same run: at c=1 the ratio is within that noise and lands "
-          "on either side of 1.10x from run to run. Against a real "
-          "provider's first token (hundreds of milliseconds) it is invisible. At c=16 the run is CPU-bound (16 "
-          f"clients and the mock on {mach['cores']} cores) and TTFT follows CPU per stream: the router parses every "
-          f"chunk's JSON ({fmt_us(counter(o16, 'router_client_cpu_us_per_stream'))} CPU per stream against raw "
-          f"libcurl's {fmt_us(counter(o16, 'raw_client_cpu_us_per_stream'))}, which parses nothing), so the ratio "
-          "there measures nlohmann::json per chunk, not waiting. A decoder that skips the DOM (SAX or a scanner) "
-          "is the lever; not done.")
+          "first text, about 10 µs, while the mock's own first token takes about 200 µs and moves by more than "
+          "that between runs. Against a real provider's first token (hundreds of milliseconds) it is invisible. "
+          "Text events no longer go through a JSON DOM: a scanner reads the fields the decoder needs and leaves "
+          "every other shape to the DOM, so the decoder's CPU fell about fourfold (table above) and decoding up "
+          "to the first text is under a microsecond. At c=16 the run is CPU-bound (16 "
+          f"clients and the mock on {mach['cores']} cores) and TTFT follows CPU per stream "
+          f"({fmt_us(counter(o16, 'router_client_cpu_us_per_stream'))} for the router against raw libcurl's "
+          f"{fmt_us(counter(o16, 'raw_client_cpu_us_per_stream'))}, which parses nothing and sets its options once): "
+          "what is left is CurlTransport's per-call setup (the transport column) and the work raw does not do at "
+          "all (encoding the request, decoding every event, the final response).")
         w("- **Streaming memory.** The transport never holds the body and the decoder holds one event at a time, so "
           "with `StreamOptions::keep_text = false` a 16 MiB answer streams in flat memory. By default the router keeps "
           "the text twice while streaming (the decoder's copy for the returned response, and the delivered text for a "

@@ -6,7 +6,9 @@
 // Beyond "never crashes, never throws, never trips ASan/UBSan" it checks the
 // contracts: feeding in pieces gives exactly the deltas and the outcome of one
 // feed, a failure is sticky, and every delta is well formed. A broken contract
-// aborts, which libFuzzer reports with the input. SSE_FUZZ_ONLY=<target> in the
+// aborts, which libFuzzer reports with the input. For OpenAI and Anthropic it also
+// checks that the fast path for text events (detail/stream/scan.hpp) gives exactly
+// what the JSON DOM gives with the fast path off. SSE_FUZZ_ONLY=<target> in the
 // environment spends a whole run on one decoder (see forced_target).
 #include <cstddef>
 #include <cstdint>
@@ -18,6 +20,8 @@
 #include <failover/adapters/anthropic.hpp>
 #include <failover/adapters/gemini.hpp>
 #include <failover/adapters/openai.hpp>
+#include <failover/detail/stream/anthropic.hpp>
+#include <failover/detail/stream/openai.hpp>
 #include <failover/schema.hpp>
 #include <failover/sse.hpp>
 
@@ -102,6 +106,16 @@ void differential(Make make, std::string_view body, std::size_t piece) {
     require(whole == pieces);
 }
 
+/// The fast path for text events (detail/stream/scan.hpp) against the JSON DOM it stands in
+/// for: the same deltas and the same outcome, whole and in pieces.
+template <class Decoder>
+void fast_path_as_dom(Decoder fast, Decoder dom, std::string_view body, std::size_t piece) {
+    dom.scan(false);
+    Decoder fast_pieces = fast;
+    require(run(fast, body, body.size() + 1) == run(dom, body, body.size() + 1));
+    require(run(fast_pieces, body, piece) == run(dom, body, body.size() + 1));
+}
+
 std::string events(std::string_view body, std::size_t piece, StreamLimits limits) {
     SseParser p(limits);
     std::string s;
@@ -137,9 +151,23 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const StreamLimits limits{.max_event_bytes = 4096, .max_total_bytes = 16384};
     switch (pick) {
         case 0:
-        case 1: differential([&] { return openai.stream_decoder(request(pick == 1), limits); }, body, piece); break;
+        case 1: {
+            differential([&] { return openai.stream_decoder(request(pick == 1), limits); }, body, piece);
+            detail::wire::OpenAIWire w;
+            w.provider = "openai";
+            w.model = "gpt-4o";
+            w.secret = "sk-fuzz-0123456789abcdef";
+            const detail::stream::OpenAIStream d(w, request(pick == 1), limits);
+            fast_path_as_dom(d, d, body, piece);
+            break;
+        }
         case 2:
-        case 3: differential([&] { return anthropic.stream_decoder(request(pick == 3), limits); }, body, piece); break;
+        case 3: {
+            differential([&] { return anthropic.stream_decoder(request(pick == 3), limits); }, body, piece);
+            const detail::stream::AnthropicStream d("claude-x", "sk-fuzz-0123456789abcdef", request(pick == 3), limits);
+            fast_path_as_dom(d, d, body, piece);
+            break;
+        }
         case 4:
         case 5: differential([&] { return gemini.stream_decoder(request(pick == 5), limits); }, body, piece); break;
         default: require(events(body, body.size() + 1, limits) == events(body, piece, limits)); break;

@@ -35,6 +35,7 @@
 #include "failover/detail/adapter_util.hpp"
 #include "failover/detail/anthropic_wire.hpp"
 #include "failover/detail/stream/common.hpp"
+#include "failover/detail/stream/scan.hpp"
 #include "failover/failure.hpp"
 #include "failover/request.hpp"
 #include "failover/response.hpp"
@@ -63,6 +64,9 @@ public:
     Result<ChatResponse> end() {
         return finish([this]() -> Result<ChatResponse> { return assemble(); });
     }
+
+    /// Off: every event goes through the DOM (the fuzzer compares both paths).
+    void scan(bool on) noexcept { scan_ = on; }
 
 private:
     Result<ChatResponse> assemble() {
@@ -133,6 +137,10 @@ private:
     std::optional<Failure> on_event(const SseEvent& e, std::vector<StreamDelta>& out) {
         if (stopped_) return std::nullopt;  // nothing counts after message_stop
         if (e.type != "message" && e.type != "error" && !known(e.type)) return std::nullopt;  // ping, unknown events
+        if (scan_ && e.type == "content_block_delta" && scan_text_delta(e.data, out)) {
+            ++scanned_;
+            return std::nullopt;
+        }
         const json data = parse(e.data);
         if (e.type == "error") {
             const std::string type = data.is_discarded() ? std::string() : wire::read_error(data).type;
@@ -153,6 +161,47 @@ private:
         if (type == "message_delta") return message_delta(data, out);
         if (type == "message_stop") stopped_ = true;
         return std::nullopt;  // ping, unknown events
+    }
+
+    // The fast path (detail/stream/scan.hpp): a text_delta for a text block already started,
+    // read without a DOM. True when it was read and its text delta appended; false (nothing
+    // changed) sends the event through the DOM path, which decides about everything else.
+    bool scan_text_delta(std::string_view data, std::vector<StreamDelta>& out) {
+        JsonScan j(data);
+        std::string text;
+        std::int64_t index = 0;
+        bool seen_index = false, seen_delta = false, seen_type = false, seen_text = false;
+        std::string_view key;
+        if (!j.object()) return false;
+        while (j.member(key)) {
+            if (key == "index") {
+                if (seen_index || !j.natural(index)) return false;
+                seen_index = true;
+            } else if (key == "delta") {
+                if (seen_delta || !j.object()) return false;
+                seen_delta = true;
+                while (j.member(key)) {
+                    if (key == "type") {
+                        std::string type;
+                        if (seen_type || !j.at_string() || !j.string(type) || type != "text_delta") return false;
+                        seen_type = true;
+                    } else if (key == "text") {
+                        if (seen_text || !j.at_string() || !j.string(text)) return false;
+                        seen_text = true;
+                    } else if (!j.skip()) {
+                        return false;
+                    }
+                }
+                if (!j.ok()) return false;
+            } else if (!j.skip()) {
+                return false;
+            }
+        }
+        if (!j.end() || !seen_index || !seen_type || !seen_text) return false;
+        const auto it = blocks_.find(index);
+        if (it == blocks_.end() || it->second.kind != Block::Kind::text) return false;
+        add_text(std::move(text), out);
+        return true;
     }
 
     static bool known(std::string_view type) noexcept {
@@ -306,6 +355,7 @@ private:
     std::size_t calls_ = 0;
     std::map<std::int64_t, Block> blocks_{};
     wire::AnthropicContent content_{};  // text, stop, stop_details, usage, model as they arrive
+    bool scan_ = true;                  // the fast path for text deltas
 };
 
 }  // namespace detail::stream

@@ -35,14 +35,22 @@ namespace detail::stream {
 
 using json = nlohmann::json;
 
-/// FNV-1a over the events read so far: the seed of minted tool-call ids. It depends on the
-/// stream's content only, never on how its bytes were split, so the same stream mints the
-/// same ids.
+/// A hash of the events read so far (FNV-1a's constants, eight bytes a step, read little
+/// endian on every machine): the seed of minted tool-call ids. It depends on the stream's
+/// content only, never on how its bytes were split, so the same stream mints the same ids.
 class IdSeed {
 public:
     void mix(std::string_view bytes) noexcept {
-        for (char c : bytes) h_ = (h_ ^ static_cast<unsigned char>(c)) * 0x100000001b3ULL;
-        h_ = (h_ ^ 0xffu) * 0x100000001b3ULL;  // event boundary
+        constexpr std::uint64_t prime = 0x100000001b3ULL;
+        std::size_t i = 0;
+        for (; i + 8 <= bytes.size(); i += 8) {
+            std::uint64_t w = 0;
+            for (std::size_t k = 0; k < 8; ++k) w |= std::uint64_t{static_cast<unsigned char>(bytes[i + k])} << (8 * k);
+            h_ = (h_ ^ w) * prime;
+            h_ ^= h_ >> 31;
+        }
+        for (; i < bytes.size(); ++i) h_ = (h_ ^ static_cast<unsigned char>(bytes[i])) * prime;
+        h_ = (h_ ^ 0xffu) * prime;  // event boundary
     }
     /// The seed as 16 hex digits (what wire::mint_call_id mixes in place of a whole body).
     std::string text() const {
@@ -93,6 +101,8 @@ public:
     const std::optional<Failure>& failure() const noexcept { return failed_; }
     /// Body bytes fed so far.
     std::size_t bytes() const noexcept { return sse_.bytes(); }
+    /// Events read by the fast path (detail/stream/scan.hpp) instead of a JSON DOM.
+    std::size_t scanned() const noexcept { return scanned_; }
 
 protected:
     Decoder(std::string provider, std::string secret, StreamLimits limits)
@@ -152,6 +162,7 @@ protected:
     SseParser sse_;
     bool keep_text_ = true;  // StreamLimits::keep_text
     IdSeed seed_{};
+    std::size_t scanned_ = 0;
     std::optional<Failure> failed_{};
 };
 

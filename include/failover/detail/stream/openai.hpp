@@ -34,6 +34,7 @@
 #include "failover/detail/adapter_util.hpp"
 #include "failover/detail/openai_wire.hpp"
 #include "failover/detail/stream/common.hpp"
+#include "failover/detail/stream/scan.hpp"
 #include "failover/failure.hpp"
 #include "failover/request.hpp"
 #include "failover/response.hpp"
@@ -90,6 +91,9 @@ public:
         return finish([this]() -> Result<ChatResponse> { return assemble(); });
     }
 
+    /// Off: every chunk goes through the DOM (the fuzzer compares both paths).
+    void scan(bool on) noexcept { scan_ = on; }
+
 private:
     Result<ChatResponse> assemble() {
         if (!done_ && sse_.mid_event()) return fail(ended_early(provider_, "the body ended in the middle of an event"));
@@ -128,6 +132,10 @@ private:
             done_ = true;
             return std::nullopt;
         }
+        if (scan_ && e.type == "message" && scan_chunk(e.data, out)) {
+            ++scanned_;
+            return std::nullopt;
+        }
         const json chunk = parse(e.data);
         if (e.type == "error") {
             const int status = chunk.is_discarded() ? 500 : openai_error_status(chunk);
@@ -157,6 +165,89 @@ private:
             if (auto f = on_choice(choice, out)) return f;
         }
         return std::nullopt;
+    }
+
+    // The fast path (detail/stream/scan.hpp): a chunk of the common shape, choice 0 with a
+    // delta whose content is a string or null, and nothing else that matters (no error,
+    // usage, refusal, tool calls or finish_reason), read without a DOM. True when it was
+    // read and its text delta appended; false (nothing changed) sends it through the DOM
+    // path, which gives the same deltas for what this reads and decides about the rest.
+    bool scan_chunk(std::string_view data, std::vector<StreamDelta>& out) {
+        JsonScan j(data);
+        std::string text;
+        std::string model;
+        bool seen_choices = false, seen_model = false, seen_usage = false, seen_error = false;
+        std::string_view key;
+        if (!j.object()) return false;
+        while (j.member(key)) {
+            if (key == "choices") {
+                if (seen_choices || !j.array()) return false;
+                seen_choices = true;
+                bool one = false;
+                while (j.element()) {
+                    if (one || !scan_choice(j, text)) return false;
+                    one = true;
+                }
+            } else if (key == "model") {
+                if (seen_model) return false;
+                seen_model = true;
+                if (j.at_string() ? !j.string(model) : !j.skip()) return false;
+            } else if (key == "usage" || key == "error") {
+                bool& seen = key == "usage" ? seen_usage : seen_error;
+                if (seen || !j.null()) return false;
+                seen = true;
+            } else if (!j.skip()) {
+                return false;
+            }
+        }
+        if (!j.end()) return false;
+        if (model_.empty()) model_ = std::move(model);
+        if (!text.empty()) {
+            if (keep_text_) text_ += text;
+            StreamDelta d;
+            d.text = std::move(text);
+            out.push_back(std::move(d));
+        }
+        return true;
+    }
+
+    // One choice for scan_chunk: index 0 (or none), a delta of content (string or null), a
+    // null finish_reason; other members skipped.
+    static bool scan_choice(JsonScan& j, std::string& text) {
+        bool seen_index = false, seen_delta = false, seen_finish = false;
+        std::string_view key;
+        if (!j.object()) return false;
+        while (j.member(key)) {
+            if (key == "index") {
+                std::int64_t n = 0;
+                if (seen_index || !j.natural(n) || n != 0) return false;
+                seen_index = true;
+            } else if (key == "delta") {
+                if (seen_delta || !j.object()) return false;
+                seen_delta = true;
+                bool seen_content = false, seen_refusal = false, seen_calls = false;
+                while (j.member(key)) {
+                    if (key == "content") {
+                        if (seen_content) return false;
+                        seen_content = true;
+                        if (!j.null() && (!j.at_string() || !j.string(text))) return false;
+                    } else if (key == "refusal" || key == "tool_calls") {
+                        bool& seen = key == "refusal" ? seen_refusal : seen_calls;
+                        if (seen || !j.null()) return false;
+                        seen = true;
+                    } else if (!j.skip()) {
+                        return false;
+                    }
+                }
+                if (!j.ok()) return false;
+            } else if (key == "finish_reason") {
+                if (seen_finish || !j.null()) return false;
+                seen_finish = true;
+            } else if (!j.skip()) {
+                return false;
+            }
+        }
+        return j.ok();
     }
 
     std::optional<Failure> on_choice(const json& choice, std::vector<StreamDelta>& out) {
@@ -249,6 +340,7 @@ private:
     bool done_ = false;
     Usage usage_{};
     std::string model_{};
+    bool scan_ = true;  // the fast path for text chunks
 };
 
 }  // namespace detail::stream
