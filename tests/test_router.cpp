@@ -1,8 +1,13 @@
 // SPDX-License-Identifier: MIT
 // The routing engine against scripted transports and an injected clock: each
 // behaviour DESIGN.md's taxonomy promises, with nothing sleeping for real.
+#include <sys/resource.h>
+
 #include <atomic>
+#include <future>
+#include <stop_token>
 #include <thread>
+#include <vector>
 
 #include "support/catch.hpp"
 #include "support/fakes.hpp"
@@ -609,4 +614,149 @@ TEST_CASE("budgets: an explicitly passed in-memory store enforces its ceiling ov
     clock.advance(std::chrono::minutes{61});
     CHECK(b.spent("acme", clock.wall_now()) == Approx(0.0));
     CHECK_THROWS_WITH(b.limit("x", -1.0), Catch::Contains("'x'"));
+}
+
+// ---- admission: our own limit on requests in flight, never a route's fault ----------------------
+
+namespace {
+
+/// A transport whose calls block until released: requests that stay in flight.
+struct Held {
+    std::promise<void> release;
+    std::shared_future<void> go = release.get_future().share();
+    std::atomic<int> entered{0};
+    std::shared_ptr<ScriptedTransport> transport = std::make_shared<ScriptedTransport>();
+    Held() {
+        transport->otherwise([this](const HttpRequest&, Deadline) -> Result<HttpResponse> {
+            ++entered;
+            go.wait();
+            return ok_body("hi");
+        });
+    }
+    /// Spins (yielding, never sleeping) until `done` holds.
+    template <class Pred>
+    static void until(Pred done) {
+        while (!done()) std::this_thread::yield();
+    }
+};
+
+}  // namespace
+
+TEST_CASE("a request over the admission limit fails at once with local_resource, unsent and charged to no route",
+          "[admission]") {
+    Env env;
+    RouterOptions opts = env.options();
+    opts.max_in_flight = 2;
+    opts.admission_wait = 0ms;  // load shedding: no wait
+    Held held;
+    Router router{opts, Route{"primary", FakeAdapter{}, held.transport}};
+    router.add_sink(env.sink);
+    CHECK(router.max_in_flight() == 2);
+    const auto before = router.route<0>().breaker().window_counts(env.clock->now());
+
+    std::vector<Result<ChatResponse>> answers(2, Failure::of(Reason::internal, "not run"));
+    std::vector<std::thread> running;
+    for (std::size_t i = 0; i < 2; ++i) running.emplace_back([&, i] { answers[i] = router.route_with_fallback(ask()); });
+    Held::until([&] { return held.entered.load() == 2; });
+    CHECK(router.in_flight() == 2);
+
+    const auto third = router.route_with_fallback(ask("other"));
+    REQUIRE_FALSE(third);
+    CHECK(third.error().reason == Reason::local_resource);
+    CHECK(third.error().kind == FailureKind::terminal);
+    CHECK(third.error().message.find("admission limit: 2 requests in flight") != std::string::npos);
+    CHECK(third.error().attempts.empty());
+    CHECK(held.transport->calls() == 2);  // never sent
+    // Not the route's fault: its breaker and retry budget saw nothing.
+    CHECK(router.route<0>().breaker().window_counts(env.clock->now()) == before);
+    CHECK(router.route<0>().breaker().state() == BreakerState::closed);
+    const auto exhausted = env.sink->of("exhausted");
+    REQUIRE(exhausted.size() == 1);
+    CHECK(exhausted[0].reason == Reason::local_resource);
+    CHECK(exhausted[0].tenant == "other");
+    CHECK(exhausted[0].number == 0);
+
+    held.release.set_value();
+    for (auto& t : running) t.join();
+    for (const auto& a : answers) CHECK((a && a->text == "hi"));
+    CHECK(router.in_flight() == 0);
+    CHECK(router.route_with_fallback(ask()));  // a slot is free again
+}
+
+TEST_CASE("a request over the admission limit waits for a slot, then runs (a stream shares the limit)", "[admission]") {
+    Env env;
+    RouterOptions opts = env.options();
+    opts.max_in_flight = 1;  // admission_wait unset: up to the request's deadline
+    Held held;
+    Router router{opts, Route{"primary", FakeAdapter{}, held.transport}};
+
+    Result<ChatResponse> first = Failure::of(Reason::internal, "not run");
+    Result<ChatResponse> second = Failure::of(Reason::internal, "not run");
+    std::string streamed;
+    std::thread a([&] { first = router.route_with_fallback(ask()); });
+    Held::until([&] { return held.entered.load() == 1; });
+    std::thread b([&] {
+        second = router.stream(ask(), [&](const StreamEvent& e) {
+            if (e.kind == StreamEvent::Kind::delta && e.delta->kind == StreamDelta::Kind::text) streamed += e.delta->text;
+        });
+    });
+    Held::until([&] { return router.waiting_for_admission() == 1; });
+    CHECK(held.transport->calls() == 1);  // the second waits before anything is sent
+    CHECK(router.in_flight() == 1);
+
+    held.release.set_value();
+    a.join();
+    b.join();
+    REQUIRE(first);
+    REQUIRE(second);
+    CHECK(second->text == "hi");
+    CHECK(streamed == "hi");
+    CHECK(held.transport->calls() == 2);
+    CHECK(router.waiting_for_admission() == 0);
+    CHECK(router.in_flight() == 0);
+}
+
+TEST_CASE("a stop request ends the wait for admission as cancelled", "[admission]") {
+    Env env;
+    RouterOptions opts = env.options();
+    opts.max_in_flight = 1;
+    Held held;
+    Router router{opts, Route{"primary", FakeAdapter{}, held.transport}};
+    std::thread a([&] { (void)router.route_with_fallback(ask()); });
+    Held::until([&] { return held.entered.load() == 1; });
+
+    std::stop_source stop;
+    Result<ChatResponse> waited = Failure::of(Reason::internal, "not run");
+    std::thread b([&] { waited = router.route_with_fallback(ask(), stop.get_token()); });
+    Held::until([&] { return router.waiting_for_admission() == 1; });
+    stop.request_stop();
+    b.join();
+    REQUIRE_FALSE(waited);
+    CHECK(waited.error().reason == Reason::cancelled);
+    CHECK(waited.error().attempts.empty());
+    CHECK(held.transport->calls() == 1);
+
+    held.release.set_value();
+    a.join();
+}
+
+TEST_CASE("the default admission limit follows the process's descriptor limit", "[admission]") {
+    Env env;
+    Router limited{env.options(), Route{"canned", Canned{"hi"}}};
+    CHECK(limited.max_in_flight() == detail::engine::descriptor_budget());
+    struct rlimit lim {};
+    REQUIRE(::getrlimit(RLIMIT_NOFILE, &lim) == 0);
+    if (lim.rlim_cur != RLIM_INFINITY) {
+        const auto soft = static_cast<std::size_t>(lim.rlim_cur);
+        CHECK(limited.max_in_flight() >= 1);
+        CHECK(limited.max_in_flight() * 3 + 128 <= std::max<std::size_t>(soft, 131));
+    }
+    RouterOptions none = env.options();
+    none.max_in_flight = 0;
+    Router unlimited{none, Route{"canned", Canned{"hi"}}};
+    CHECK(unlimited.max_in_flight() == 0);
+    CHECK(unlimited.route_with_fallback(ask()));
+    RouterOptions bad = env.options();
+    bad.admission_wait = -1ms;
+    CHECK_THROWS_AS((Router{bad, Route{"canned", Canned{"hi"}}}), std::invalid_argument);
 }

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "failover/adapter.hpp"
+#include "failover/detail/engine/admission.hpp"
 #include "failover/detail/engine/blocking.hpp"
 #include "failover/detail/engine/gates.hpp"
 #include "failover/detail/engine/streaming.hpp"
@@ -121,6 +122,9 @@ public:
         if (opts_.max_recovery_waits < 0)
             throw std::invalid_argument("failover: RouterOptions.max_recovery_waits invalid: " +
                                         std::to_string(opts_.max_recovery_waits));
+        if (opts_.admission_wait && opts_.admission_wait->count() < 0)
+            throw std::invalid_argument("failover: RouterOptions.admission_wait invalid: " +
+                                        std::to_string(opts_.admission_wait->count()) + " ms");
     }
     RouterCore(const RouterCore&) = delete;
     RouterCore& operator=(const RouterCore&) = delete;
@@ -138,6 +142,13 @@ public:
     /// Times a sink threw (the request went on regardless).
     std::uint64_t sink_errors() const noexcept { return sink_errors_.load(std::memory_order_relaxed); }
     const RouterOptions& options() const noexcept { return opts_; }
+    /// The admission limit in force (RouterOptions::max_in_flight, or what the descriptor
+    /// limit gave when it was unset); 0: none.
+    std::size_t max_in_flight() const noexcept { return admission_.limit(); }
+    /// Requests running now.
+    std::size_t in_flight() const noexcept { return admission_.in_flight(); }
+    /// Requests waiting for a slot now.
+    std::size_t waiting_for_admission() const noexcept { return admission_.waiting(); }
 
 protected:
     // Runs `pass` (one visit of every route, in order) until an answer, a stop or exhaustion.
@@ -146,7 +157,11 @@ protected:
         std::shared_ptr<MetricsSink> sink = sink_.load(std::memory_order_acquire);
         const std::uint64_t n = requests_.fetch_add(1, std::memory_order_relaxed) + 1;
         return engine::guarded(req, opts_, sink.get(), sink_errors_, seed_ ^ (0x9E3779B97F4A7C15ull * n), weights_,
-                               tools_, mode, [&](engine::RequestState& rs) { return engine::run_chain(rs, pass); });
+                               tools_, mode, [&](engine::RequestState& rs) -> Result<ChatResponse> {
+                                   const engine::Admission::Slot slot = admission_.enter(engine::admission_wait(rs), rs.stop);
+                                   if (!slot) return engine::not_admitted(rs, admission_);
+                                   return engine::run_chain(rs, pass);
+                               });
     }
     // Names must be unique; the weights decide each route's share of the deadline.
     void set_routes(const std::vector<const std::string*>& names, const std::vector<std::pair<bool, double>>& weights) {
@@ -159,6 +174,7 @@ protected:
 
 private:
     RouterOptions opts_{};
+    engine::Admission admission_{opts_.max_in_flight ? *opts_.max_in_flight : engine::descriptor_budget()};
     std::uint64_t seed_;
     std::atomic<std::uint64_t> requests_{0};
     std::atomic<std::uint64_t> sink_errors_{0};
@@ -327,7 +343,8 @@ private:
 };
 
 /// A one-off chain over routes the caller keeps (their breakers and budgets
-/// persist between calls); default RouterOptions, no sinks.
+/// persist between calls); default RouterOptions, no sinks; one admission limit for all
+/// such calls in the process (the descriptor budget, as RouterOptions::max_in_flight unset).
 template <class... Routes>
 Result<ChatResponse> route_with_fallback(const ChatRequest& req, Routes&... routes) {
     static_assert(sizeof...(Routes) > 0, "failover::route_with_fallback: the chain needs at least one route");
@@ -338,7 +355,10 @@ Result<ChatResponse> route_with_fallback(const ChatRequest& req, Routes&... rout
     const std::vector<double> weights = detail::weight_suffix({{Routes::is_http, routes.options().deadline_weight}...});
     return detail::engine::guarded(
         req, opts, nullptr, sink_errors, counter.fetch_add(0x9E3779B97F4A7C15ull, std::memory_order_relaxed), weights,
-        tools, detail::engine::Mode{}, [&](detail::engine::RequestState& rs) {
+        tools, detail::engine::Mode{}, [&](detail::engine::RequestState& rs) -> Result<ChatResponse> {
+            detail::engine::Admission& admission = detail::engine::process_admission();
+            const detail::engine::Admission::Slot slot = admission.enter(detail::engine::admission_wait(rs), rs.stop);
+            if (!slot) return detail::engine::not_admitted(rs, admission);
             return detail::engine::run_chain(
                 rs, [&](detail::engine::RequestState& r) { return Router<Routes...>::visit_all(r, routes...); });
         });

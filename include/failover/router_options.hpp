@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -36,6 +37,16 @@ struct RouterOptions {
     std::vector<QualityGate> gates{};                  ///< run on every answer, after the schema and tool-call gates
     bool policy_fallback = false;                      ///< opt in: after a policy block, try only routes at least as strict
     std::function<void(const ChatRequest&, const ChatResponse&)> on_answer{};  ///< e.g. ReplyCache::store
+    /// Most requests this router runs at once (route_with_fallback and stream together). One
+    /// over the limit waits for a slot (admission_wait) and, when none frees, fails with reason
+    /// local_resource without being sent: never a connection failure charged to a route.
+    /// Unset: from the process's descriptor limit when the router is built (the soft
+    /// RLIMIT_NOFILE less 128, over 3 descriptors a request), so a burst beyond what the
+    /// process can open waits instead of failing. 0: no limit.
+    std::optional<std::size_t> max_in_flight{};
+    /// How long a request over max_in_flight waits for a slot (never past its deadline; a stop
+    /// request ends the wait as cancelled). Unset: until its deadline. 0: fails at once.
+    std::optional<std::chrono::milliseconds> admission_wait{};
 };
 
 FAILOVER_END_NAMESPACE

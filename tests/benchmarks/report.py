@@ -430,7 +430,8 @@ def main():
             for wire in ("OpenAI", "Anthropic"):
                 dom, dec, rt = (ns(scpu[(wire, k)]) for k in (0, 1, 2))
                 x = None if not dom or not dec else dom / dec
-                w(f"| {wire} | {counter(scpu[(wire, 1)], 'events') or 'n/a'} | {fmt_ns(dom)} | {fmt_ns(dec)} | "
+                events = counter(scpu[(wire, 1)], 'events')
+                w(f"| {wire} | {'n/a' if not events else int(events)} | {fmt_ns(dom)} | {fmt_ns(dec)} | "
                   f"{'n/a' if x is None else f'{x:.1f}x'} | {fmt_ns(rt)} |")
             w("")
         w("Resident memory while streaming one long answer, in a fresh process (the mock streams the text in "
@@ -509,16 +510,19 @@ def main():
             for wire in ("OpenAI", "Anthropic"))
         w(f"- **Streaming TTFT.** At c=1 the router's p50 against raw libcurl's: {parts}. What the router adds before "
           "the first token is encoding the request, CurlTransport's per-call setup and decoding the events up to the "
-          "first text, about 10 µs, while the mock's own first token takes about 200 µs and moves by more than "
+          "first text, about 10 µs, while the mock's own first token (raw libcurl's p50 above) moves by more than "
           "that between runs. Against a real provider's first token (hundreds of milliseconds) it is invisible. "
           "Text events no longer go through a JSON DOM: a scanner reads the fields the decoder needs and leaves "
-          "every other shape to the DOM, so the decoder's CPU fell about fourfold (table above) and decoding up "
-          "to the first text is under a microsecond. At c=16 the run is CPU-bound (16 "
+          "every other shape to the DOM, so the decoder's CPU fell 3.6-5.3x (the `BM_StreamCPU` table) and "
+          "decoding up to the first text takes about a microsecond. At c=16 the run is CPU-bound (16 "
           f"clients and the mock on {mach['cores']} cores) and TTFT follows CPU per stream "
           f"({fmt_us(counter(o16, 'router_client_cpu_us_per_stream'))} for the router against raw libcurl's "
-          f"{fmt_us(counter(o16, 'raw_client_cpu_us_per_stream'))}, which parses nothing and sets its options once): "
-          "what is left is CurlTransport's per-call setup (the transport column) and the work raw does not do at "
-          "all (encoding the request, decoding every event, the final response).")
+          f"{fmt_us(counter(o16, 'raw_client_cpu_us_per_stream'))}, which parses nothing and sets its options once), "
+          "and with four modes interleaved the c=16 ratios move a lot between runs (this machine's load is in the "
+          "Machine section). Run alone (`FAILOVER_BENCH_STREAM_MODES=raw`, then `=router`) the OpenAI c=16 p50s "
+          "were 3.87 / 4.42-4.53 ms (1.14-1.17x) on 2026-12-02, CPU 164 / 208 µs a stream: what is left is the work "
+          "raw does not do at all (encoding the request, decoding every event, delivering the deltas, the final "
+          "response; 27 µs a stream in `BM_StreamCPU`).")
         w("- **Streaming memory.** The transport never holds the body and the decoder holds one event at a time, so "
           "with `StreamOptions::keep_text = false` a 16 MiB answer streams in flat memory. By default the router keeps "
           "the text twice while streaming (the decoder's copy for the returned response, and the delivered text for a "
