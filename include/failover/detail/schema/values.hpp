@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "failover/detail/schema/numbers.hpp"
+#include "failover/detail/utf8.hpp"
 #include "failover/version.hpp"
 
 FAILOVER_BEGIN_NAMESPACE
@@ -176,25 +177,8 @@ inline long decode_utf8(std::string_view s, std::size_t& i) noexcept {
     return cp;
 }
 
-/// Appends the UTF-8 encoding of code point cp.
-inline void append_utf8(std::string& out, long cp) {
-    const auto c = static_cast<std::uint32_t>(cp);
-    if (c < 0x80) {
-        out += static_cast<char>(c);
-    } else if (c < 0x800) {
-        out += static_cast<char>(0xC0 | (c >> 6));
-        out += static_cast<char>(0x80 | (c & 0x3F));
-    } else if (c < 0x10000) {
-        out += static_cast<char>(0xE0 | (c >> 12));
-        out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
-        out += static_cast<char>(0x80 | (c & 0x3F));
-    } else {
-        out += static_cast<char>(0xF0 | (c >> 18));
-        out += static_cast<char>(0x80 | ((c >> 12) & 0x3F));
-        out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
-        out += static_cast<char>(0x80 | (c & 0x3F));
-    }
-}
+/// Appends the UTF-8 encoding of code point cp (a code point read by decode_utf8).
+inline void append_utf8(std::string& out, long cp) { detail::append_utf8(out, static_cast<std::uint32_t>(cp)); }
 
 /// Untrusted text in double quotes for a message: at most `max_chars` code
 /// points, control characters as \u00XX, invalid UTF-8 as U+FFFD.

@@ -193,9 +193,7 @@ private:
                 seen_model = true;
                 if (j.at_string() ? !j.string(model) : !j.skip()) return false;
             } else if (key == "usage" || key == "error") {
-                bool& seen = key == "usage" ? seen_usage : seen_error;
-                if (seen || !j.null()) return false;
-                seen = true;
+                if (!j.null_once(key == "usage" ? seen_usage : seen_error)) return false;
             } else if (!j.skip()) {
                 return false;
             }
@@ -232,17 +230,14 @@ private:
                         seen_content = true;
                         if (!j.null() && (!j.at_string() || !j.string(text))) return false;
                     } else if (key == "refusal" || key == "tool_calls") {
-                        bool& seen = key == "refusal" ? seen_refusal : seen_calls;
-                        if (seen || !j.null()) return false;
-                        seen = true;
+                        if (!j.null_once(key == "refusal" ? seen_refusal : seen_calls)) return false;
                     } else if (!j.skip()) {
                         return false;
                     }
                 }
                 if (!j.ok()) return false;
             } else if (key == "finish_reason") {
-                if (seen_finish || !j.null()) return false;
-                seen_finish = true;
+                if (!j.null_once(seen_finish)) return false;
             } else if (!j.skip()) {
                 return false;
             }

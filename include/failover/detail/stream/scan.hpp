@@ -23,6 +23,7 @@
 #include <string>
 #include <string_view>
 
+#include "failover/detail/utf8.hpp"
 #include "failover/version.hpp"
 
 FAILOVER_BEGIN_NAMESPACE
@@ -62,6 +63,13 @@ public:
         ws();
         if (s_.substr(i_, 4) != "null") return false;
         i_ += 4;
+        return true;
+    }
+
+    /// Reads a member whose value must be null and must come once (`seen` says it came).
+    bool null_once(bool& seen) noexcept {
+        if (seen || !null()) return false;
+        seen = true;
         return true;
     }
 
@@ -258,21 +266,7 @@ private:
                 if (!hex4(low) || low < 0xDC00 || low > 0xDFFF) return fail();
                 u = 0x10000 + ((u - 0xD800) << 10) + (low - 0xDC00);
             }
-            if (u < 0x80) {
-                out += static_cast<char>(u);
-            } else if (u < 0x800) {
-                out += static_cast<char>(0xC0 | (u >> 6));
-                out += static_cast<char>(0x80 | (u & 0x3F));
-            } else if (u < 0x10000) {
-                out += static_cast<char>(0xE0 | (u >> 12));
-                out += static_cast<char>(0x80 | ((u >> 6) & 0x3F));
-                out += static_cast<char>(0x80 | (u & 0x3F));
-            } else {
-                out += static_cast<char>(0xF0 | (u >> 18));
-                out += static_cast<char>(0x80 | ((u >> 12) & 0x3F));
-                out += static_cast<char>(0x80 | ((u >> 6) & 0x3F));
-                out += static_cast<char>(0x80 | (u & 0x3F));
-            }
+            append_utf8(out, u);
         } catch (...) {
             return fail();
         }
