@@ -157,10 +157,8 @@ protected:
         std::shared_ptr<MetricsSink> sink = sink_.load(std::memory_order_acquire);
         const std::uint64_t n = requests_.fetch_add(1, std::memory_order_relaxed) + 1;
         return engine::guarded(req, opts_, sink.get(), sink_errors_, seed_ ^ (0x9E3779B97F4A7C15ull * n), weights_,
-                               tools_, mode, [&](engine::RequestState& rs) -> Result<ChatResponse> {
-                                   const engine::Admission::Slot slot = admission_.enter(engine::admission_wait(rs), rs.stop);
-                                   if (!slot) return engine::not_admitted(rs, admission_);
-                                   return engine::run_chain(rs, pass);
+                               tools_, mode, [&](engine::RequestState& rs) {
+                                   return engine::admitted(admission_, rs, [&] { return engine::run_chain(rs, pass); });
                                });
     }
     // Names must be unique; the weights decide each route's share of the deadline.
@@ -355,12 +353,11 @@ Result<ChatResponse> route_with_fallback(const ChatRequest& req, Routes&... rout
     const std::vector<double> weights = detail::weight_suffix({{Routes::is_http, routes.options().deadline_weight}...});
     return detail::engine::guarded(
         req, opts, nullptr, sink_errors, counter.fetch_add(0x9E3779B97F4A7C15ull, std::memory_order_relaxed), weights,
-        tools, detail::engine::Mode{}, [&](detail::engine::RequestState& rs) -> Result<ChatResponse> {
-            detail::engine::Admission& admission = detail::engine::process_admission();
-            const detail::engine::Admission::Slot slot = admission.enter(detail::engine::admission_wait(rs), rs.stop);
-            if (!slot) return detail::engine::not_admitted(rs, admission);
-            return detail::engine::run_chain(
-                rs, [&](detail::engine::RequestState& r) { return Router<Routes...>::visit_all(r, routes...); });
+        tools, detail::engine::Mode{}, [&](detail::engine::RequestState& rs) {
+            return detail::engine::admitted(detail::engine::process_admission(), rs, [&] {
+                return detail::engine::run_chain(
+                    rs, [&](detail::engine::RequestState& r) { return Router<Routes...>::visit_all(r, routes...); });
+            });
         });
 }
 

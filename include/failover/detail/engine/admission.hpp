@@ -14,7 +14,6 @@
 #include <condition_variable>
 #include <cstddef>
 #include <mutex>
-#include <optional>
 #include <stop_token>
 #include <string>
 #include <utility>
@@ -27,6 +26,7 @@
 #include "failover/detail/engine/request_state.hpp"
 #include "failover/failure.hpp"
 #include "failover/metrics.hpp"
+#include "failover/response.hpp"
 #include "failover/version.hpp"
 
 FAILOVER_BEGIN_NAMESPACE
@@ -79,10 +79,13 @@ public:
     std::size_t in_flight() const noexcept { return in_flight_.load(); }
     std::size_t waiting() const noexcept { return waiting_.load(); }
 
-    /// Takes a slot at once when one is free; otherwise waits up to `wait` (steady time) for
-    /// one, and gives up early on a stop request. An empty Slot when none was taken.
-    Slot enter(std::chrono::nanoseconds wait, const std::stop_token& stop) {
+    /// Takes a slot at once when one is free; otherwise waits up to `wait_for()` (steady
+    /// time, asked only then) for one, and gives up early on a stop request. An empty Slot
+    /// when none was taken.
+    template <class WaitFor>
+    Slot enter(WaitFor&& wait_for, const std::stop_token& stop) {
         if (take()) return Slot(this);
+        const std::chrono::nanoseconds wait = wait_for();
         if (wait <= std::chrono::nanoseconds::zero() || stop.stop_requested()) return {};
         std::unique_lock lock(mu_);
         ++waiting_;
@@ -133,18 +136,28 @@ inline std::chrono::nanoseconds admission_wait(const RequestState& rs) {
     return rs.opts.admission_wait ? std::min<std::chrono::nanoseconds>(*rs.opts.admission_wait, left) : left;
 }
 
-/// The Failure of a request that found no slot: cancelled when the caller stopped it while
-/// it waited, else local_resource (terminal: our limit, not a route's fault). No attempt was
-/// made; the ExhaustedEvent counts the request in the metrics.
-inline Failure not_admitted(RequestState& rs, const Admission& admission) {
+/// The Failure of a request that found no slot after waiting `waited`: cancelled when the
+/// caller stopped it, else local_resource (terminal: our limit, not a route's fault). No
+/// attempt was made; the ExhaustedEvent counts the request in the metrics.
+inline Failure not_admitted(RequestState& rs, const Admission& admission, std::chrono::nanoseconds waited) {
     if (rs.stop.stop_requested()) return Failure::of(Reason::cancelled, "cancelled by the caller while waiting for admission");
     Failure f = Failure::of(Reason::local_resource,
                             "admission limit: " + std::to_string(admission.limit()) +
                                 " requests in flight (RouterOptions::max_in_flight) and none finished within " +
-                                std::to_string(std::chrono::ceil<std::chrono::milliseconds>(admission_wait(rs)).count()) +
+                                std::to_string(std::chrono::ceil<std::chrono::milliseconds>(waited).count()) +
                                 " ms; the request was not sent");
     rs.emit(ExhaustedEvent{rs.req.tenant, f.reason, 0, rs.clock.now() - rs.start});
     return f;
+}
+
+/// Runs `run()` for request `rs` inside a slot of `admission`, or returns why it got none.
+/// The time it may wait is read only when no slot is free at once.
+template <class Run>
+Result<ChatResponse> admitted(Admission& admission, RequestState& rs, Run&& run) {
+    std::chrono::nanoseconds granted{0};
+    const Admission::Slot slot = admission.enter([&] { return granted = admission_wait(rs); }, rs.stop);
+    if (!slot) return not_admitted(rs, admission, granted);
+    return run();
 }
 
 }  // namespace detail::engine

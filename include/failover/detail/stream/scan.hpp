@@ -11,8 +11,8 @@
 // (the stream fuzzer compares the two paths on every input).
 //
 // Accepted exactly as RFC 8259 and nlohmann::json: whitespace (space, tab, LF,
-// CR), strings with the escapes \" \\ \/ \b \f \n \r \t \uXXXX (surrogates only
-// in pairs), no raw control characters, well-formed UTF-8 (no overlongs, no
+// CR), strings with the escapes \" \\ \/ \b \f \n \r \t and \u with four hex digits
+// (surrogates only in pairs), no raw control characters, well-formed UTF-8 (no overlongs, no
 // surrogates, nothing above U+10FFFF); numbers -?(0|[1-9][0-9]*)(.[0-9]+)?
 // ([eE][+-]?[0-9]+)?; true, false, null.
 #pragma once
@@ -80,39 +80,7 @@ public:
     }
 
     /// Reads a string value, appending its decoded text to `out`.
-    bool string(std::string& out) noexcept {
-        ws();
-        if (!expect('"')) return false;
-        for (;;) {
-            const std::size_t start = i_;
-            skip_plain();
-            try {
-                out.append(s_.substr(start, i_ - start));
-            } catch (...) {
-                return fail();
-            }
-            if (i_ >= s_.size()) return fail();
-            const auto c = static_cast<unsigned char>(s_[i_]);
-            if (c == '"') {
-                ++i_;
-                return true;
-            }
-            if (c == '\\') {
-                if (!escape(out)) return false;
-            } else if (c >= 0x80) {
-                const std::size_t n = utf8(i_);
-                if (n == 0) return fail();
-                try {
-                    out.append(s_.substr(i_, n));
-                } catch (...) {
-                    return fail();
-                }
-                i_ += n;
-            } else {
-                return fail();  // a raw control character
-            }
-        }
-    }
+    bool string(std::string& out) noexcept { return string_into(&out); }
 
     /// Reads a non-negative integer written with digits only (no sign, fraction or exponent,
     /// at most 18 digits); anything else is not read.
@@ -154,6 +122,37 @@ private:
             i_ += 8;
         }
         while (i_ < s_.size() && plain(static_cast<unsigned char>(s_[i_]))) ++i_;
+    }
+
+    // A string value, checked whole; its decoded text is appended to `out` unless null.
+    bool string_into(std::string* out) noexcept {
+        ws();
+        if (!expect('"')) return false;
+        try {
+            for (;;) {
+                const std::size_t start = i_;
+                skip_plain();
+                if (out) out->append(s_.substr(start, i_ - start));
+                if (i_ >= s_.size()) return fail();
+                const auto c = static_cast<unsigned char>(s_[i_]);
+                if (c == '"') {
+                    ++i_;
+                    return true;
+                }
+                if (c == '\\') {
+                    if (!escape(out)) return false;
+                } else if (c >= 0x80) {
+                    const std::size_t n = utf8(i_);
+                    if (n == 0) return fail();
+                    if (out) out->append(s_.substr(i_, n));
+                    i_ += n;
+                } else {
+                    return fail();  // a raw control character
+                }
+            }
+        } catch (...) {  // out of memory
+            return fail();
+        }
     }
 
     bool fail() noexcept {
@@ -233,8 +232,9 @@ private:
         return true;
     }
 
-    // At a backslash inside a string: appends what the escape stands for.
-    bool escape(std::string& out) noexcept {
+    // At a backslash inside a string: appends what the escape stands for to `out` (unless
+    // null). Throws only std::bad_alloc (string_into catches it).
+    bool escape(std::string* out) {
         ++i_;
         if (i_ >= s_.size()) return fail();
         const char c = s_[i_++];
@@ -251,25 +251,21 @@ private:
             case 'u': break;
             default: return fail();
         }
-        try {
-            if (simple != 0) {
-                out += simple;
-                return true;
-            }
-            std::uint32_t u = 0;
-            if (!hex4(u)) return fail();
-            if (u >= 0xDC00 && u <= 0xDFFF) return fail();  // a low surrogate alone
-            if (u >= 0xD800 && u <= 0xDBFF) {                // must be followed by its low half
-                std::uint32_t low = 0;
-                if (s_.substr(i_, 2) != "\\u") return fail();
-                i_ += 2;
-                if (!hex4(low) || low < 0xDC00 || low > 0xDFFF) return fail();
-                u = 0x10000 + ((u - 0xD800) << 10) + (low - 0xDC00);
-            }
-            append_utf8(out, u);
-        } catch (...) {
-            return fail();
+        if (simple != 0) {
+            if (out) *out += simple;
+            return true;
         }
+        std::uint32_t u = 0;
+        if (!hex4(u)) return fail();
+        if (u >= 0xDC00 && u <= 0xDFFF) return fail();  // a low surrogate alone
+        if (u >= 0xD800 && u <= 0xDBFF) {                // must be followed by its low half
+            std::uint32_t low = 0;
+            if (s_.substr(i_, 2) != "\\u") return fail();
+            i_ += 2;
+            if (!hex4(low) || low < 0xDC00 || low > 0xDFFF) return fail();
+            u = 0x10000 + ((u - 0xD800) << 10) + (low - 0xDC00);
+        }
+        if (out) append_utf8(*out, u);
         return true;
     }
 
@@ -334,17 +330,7 @@ private:
         ws();
         if (!ok_ || i_ >= s_.size()) return fail();
         const char c = s_[i_];
-        if (c == '"') {
-            std::string_view ignored;
-            // A skipped string is checked as strictly as a read one, without keeping it.
-            std::string sink;
-            const std::size_t start = i_;
-            if (key_string(ignored)) return true;
-            // Escapes: read it properly (rare in the members skipped).
-            ok_ = true;
-            i_ = start;
-            return string(sink);
-        }
+        if (c == '"') return string_into(nullptr);  // checked as strictly as a string read, not kept
         if (c == '{' || c == '[') {
             if (depth + 1 > max_depth) return fail();
             const bool obj = c == '{';
@@ -358,7 +344,6 @@ private:
                     return ok_;
                 }
                 if (!value(depth + 1)) return false;
-                first_ = false;
             }
         }
         if (c == 't') return word("true");
