@@ -26,6 +26,7 @@
 #include "failover/stream.hpp"
 #include "failover/router.hpp"
 #include "failover/transport/curl.hpp"
+#include "failover/event_loop.hpp"
 #include "failover/adapters/openai.hpp"
 #include "failover/adapters/openai_compatible.hpp"
 #include "failover/adapters/anthropic.hpp"

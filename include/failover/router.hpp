@@ -12,11 +12,13 @@
 // synchronised.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <functional>
+#include <future>
 #include <mutex>
 #include <stdexcept>
 #include <stop_token>
@@ -27,7 +29,9 @@
 #include <vector>
 
 #include "failover/adapter.hpp"
+#include "failover/event_loop.hpp"
 #include "failover/detail/engine/admission.hpp"
+#include "failover/detail/engine/async.hpp"
 #include "failover/detail/engine/blocking.hpp"
 #include "failover/detail/engine/gates.hpp"
 #include "failover/detail/engine/streaming.hpp"
@@ -67,6 +71,7 @@ private:
         virtual ~Concept() = default;
         virtual detail::engine::Step run(detail::engine::RequestState& rs) = 0;
         virtual detail::engine::Step run_stream(detail::engine::RequestState& rs, detail::engine::StreamDelivery& out) = 0;
+        virtual std::unique_ptr<detail::engine::AsyncVisitBase> async_visit(detail::engine::RequestState& rs) = 0;
         virtual const std::string& name() const noexcept = 0;
         virtual CircuitBreaker& breaker() const noexcept = 0;
         virtual RetryBudget& retry_budget() const noexcept = 0;
@@ -79,6 +84,9 @@ private:
         detail::engine::Step run(detail::engine::RequestState& rs) override { return detail::engine::run_route(route, rs); }
         detail::engine::Step run_stream(detail::engine::RequestState& rs, detail::engine::StreamDelivery& out) override {
             return detail::engine::run_route_stream(route, rs, out);
+        }
+        std::unique_ptr<detail::engine::AsyncVisitBase> async_visit(detail::engine::RequestState& rs) override {
+            return std::make_unique<detail::engine::AsyncVisit<R>>(route, rs);
         }
         const std::string& name() const noexcept override { return route.name(); }
         CircuitBreaker& breaker() const noexcept override { return route.breaker(); }
@@ -95,6 +103,9 @@ struct AnyRouteAccess {
     static engine::Step run(AnyRoute& r, engine::RequestState& rs) { return r.p_->run(rs); }
     static engine::Step run_stream(AnyRoute& r, engine::RequestState& rs, engine::StreamDelivery& out) {
         return r.p_->run_stream(rs, out);
+    }
+    static std::unique_ptr<engine::AsyncVisitBase> async_visit(AnyRoute& r, engine::RequestState& rs) {
+        return r.p_->async_visit(rs);
     }
 };
 
@@ -161,6 +172,27 @@ protected:
                                    return engine::admitted(admission_, rs, [&] { return engine::run_chain(rs, pass); });
                                });
     }
+    // Hands the request to `loop`: the async driver walks `chain` on the loop's thread and
+    // calls `done` there with the answer or the Failure.
+    void run_async(EventLoop& loop, ChatRequest req, std::stop_token stop, engine::AsyncDone done,
+                   engine::AsyncChain chain) {
+        std::shared_ptr<MetricsSink> sink = sink_.load(std::memory_order_acquire);
+        const std::uint64_t n = requests_.fetch_add(1, std::memory_order_relaxed) + 1;
+        engine::AsyncCall::start(loop, chain, std::move(req),
+                                 engine::AsyncShared{opts_, sink_errors_, weights_, tools_, admission_}, std::move(sink),
+                                 seed_ ^ (0x9E3779B97F4A7C15ull * n), engine::Mode{std::move(stop), false, false},
+                                 std::move(done));
+    }
+    // The future form of run_async.
+    std::future<Result<ChatResponse>> run_async(EventLoop& loop, ChatRequest req, std::stop_token stop,
+                                                engine::AsyncChain chain) {
+        auto promise = std::make_shared<std::promise<Result<ChatResponse>>>();
+        std::future<Result<ChatResponse>> answer = promise->get_future();
+        run_async(loop, std::move(req), std::move(stop),
+                  [promise](Result<ChatResponse> r) { promise->set_value(std::move(r)); }, chain);
+        return answer;
+    }
+
     // Names must be unique; the weights decide each route's share of the deadline.
     void set_routes(const std::vector<const std::string*>& names, const std::vector<std::pair<bool, double>>& weights) {
         for (std::size_t i = 0; i < names.size(); ++i)
@@ -243,6 +275,30 @@ public:
                    });
     }
 
+    /// Hands the request to `loop` and returns at once; the answer (or the Failure) arrives
+    /// through the future, under the same rules as route_with_fallback. The request is
+    /// copied; the router and `loop` must outlive it. Do not wait on the future on the
+    /// thread that drives `loop`. Thread-safe. Every HTTP route must use a CurlTransport
+    /// (the loop sends with its options).
+    /// @code
+    /// failover::EventLoop loop;
+    /// loop.start();
+    /// std::future<failover::Result<failover::ChatResponse>> a = router.submit(loop, req);
+    /// @endcode
+    std::future<Result<ChatResponse>> submit(EventLoop& loop, ChatRequest req, std::stop_token stop = {}) {
+        static_assert((detail::engine::runs_on_loop<Routes> && ...),
+                      "failover::Router::submit: every HTTP route must use a CurlTransport");
+        return run_async(loop, std::move(req), std::move(stop), async_chain());
+    }
+    /// The callback form: `done` runs on the loop's thread, once, with the answer or the
+    /// Failure; it must not block the loop.
+    void submit(EventLoop& loop, ChatRequest req, std::function<void(Result<ChatResponse>)> done,
+                std::stop_token stop = {}) {
+        static_assert((detail::engine::runs_on_loop<Routes> && ...),
+                      "failover::Router::submit: every HTTP route must use a CurlTransport");
+        run_async(loop, std::move(req), std::move(stop), std::move(done), async_chain());
+    }
+
     /// Route `I` of the chain, e.g. to read its breaker.
     template <std::size_t I>
     auto& route() noexcept { return std::get<I>(routes_); }
@@ -272,6 +328,22 @@ public:
     }
 
 private:
+    template <std::size_t I>
+    static std::unique_ptr<detail::engine::AsyncVisitBase> async_visit_of(void* routes, detail::engine::RequestState& rs) {
+        using R = std::tuple_element_t<I, std::tuple<Routes...>>;
+        return std::make_unique<detail::engine::AsyncVisit<R>>(std::get<I>(*static_cast<std::tuple<Routes...>*>(routes)), rs);
+    }
+    static std::unique_ptr<detail::engine::AsyncVisitBase> async_visit_at(void* routes, std::size_t i,
+                                                                          detail::engine::RequestState& rs) {
+        static constexpr auto table = []<std::size_t... I>(std::index_sequence<I...>) {
+            return std::array{&async_visit_of<I>...};
+        }(std::index_sequence_for<Routes...>{});
+        return table[i](routes, rs);
+    }
+    detail::engine::AsyncChain async_chain() noexcept {
+        return {static_cast<void*>(&routes_), sizeof...(Routes), &async_visit_at};
+    }
+
     std::tuple<Routes...> routes_;
 };
 
@@ -333,10 +405,28 @@ public:
                    });
     }
 
+    /// Hands the request to `loop`; the same contract as Router::submit. A route whose
+    /// transport is not a CurlTransport fails its attempt as internal (nothing is sent).
+    std::future<Result<ChatResponse>> submit(EventLoop& loop, ChatRequest req, std::stop_token stop = {}) {
+        return run_async(loop, std::move(req), std::move(stop), async_chain());
+    }
+    /// The callback form; the same contract as Router::submit.
+    void submit(EventLoop& loop, ChatRequest req, std::function<void(Result<ChatResponse>)> done,
+                std::stop_token stop = {}) {
+        run_async(loop, std::move(req), std::move(stop), std::move(done), async_chain());
+    }
+
     AnyRoute& route(std::size_t i) { return routes_.at(i); }
     std::size_t size() const noexcept { return routes_.size(); }
 
 private:
+    detail::engine::AsyncChain async_chain() noexcept {
+        return {static_cast<void*>(&routes_), routes_.size(),
+                [](void* routes, std::size_t i, detail::engine::RequestState& rs) {
+                    return detail::AnyRouteAccess::async_visit((*static_cast<std::vector<AnyRoute>*>(routes))[i], rs);
+                }};
+    }
+
     std::vector<AnyRoute> routes_{};
 };
 

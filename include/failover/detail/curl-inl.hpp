@@ -19,6 +19,7 @@
 #include <memory>
 #include <mutex>
 #include <new>
+#include <optional>
 #include <stdexcept>
 #include <stop_token>
 #include <string>
@@ -570,22 +571,18 @@ FAILOVER_INLINE Result<HttpResponse> CurlTransport::stream(const HttpRequest& re
     }
 }
 
-FAILOVER_INLINE Result<HttpResponse> CurlTransport::perform(const HttpRequest& req, Deadline d, const StreamSpec* spec) const {
-    const CurlOptions& opt = state_->options;
-    if (d.timeout.count() <= 0)
-        return Failure::of(Reason::timeout,
-                           "no time left for an attempt to " + std::string(detail::url_host(req.url)));
+namespace detail {
 
-    // Headers first: a bad one is the caller's error, found before a handle is taken.
-    detail::CurlSlistPtr headers;
+/// The request's header list for libcurl, or the bad_request Failure of an invalid header
+/// (found before any handle is taken).
+inline std::optional<Failure> curl_headers(const HttpRequest& req, CurlSlistPtr& headers) {
     bool has_expect = false;
     std::string line;
     for (const auto& [name, value] : req.headers) {
-        if (name.empty() || detail::has_crlf(name) || detail::has_crlf(value) ||
-            name.find(':') != std::string::npos)
+        if (name.empty() || has_crlf(name) || has_crlf(value) || name.find(':') != std::string::npos)
             return Failure::of(Reason::bad_request, "invalid request header name or value (header '" +
-                                                        (detail::has_crlf(name) ? std::string("?") : name) + "')");
-        if (detail::iequals(name, "expect")) has_expect = true;
+                                                        (has_crlf(name) ? std::string("?") : name) + "')");
+        if (iequals(name, "expect")) has_expect = true;
         line.assign(name);
         if (value.empty()) {
             line += ';';  // libcurl's spelling of "send this header with an empty value"
@@ -593,40 +590,33 @@ FAILOVER_INLINE Result<HttpResponse> CurlTransport::perform(const HttpRequest& r
             line += ": ";
             line += value;
         }
-        if (!detail::curl_append(headers, line.c_str())) throw std::bad_alloc();
+        if (!curl_append(headers, line.c_str())) throw std::bad_alloc();
     }
     // No "Expect: 100-continue" round trip before a body: it only adds latency here.
-    if (!has_expect && !detail::curl_append(headers, "Expect:")) throw std::bad_alloc();
+    if (!has_expect && !curl_append(headers, "Expect:")) throw std::bad_alloc();
+    return std::nullopt;
+}
 
-    if (d.stop.stop_requested()) return Failure::of(Reason::cancelled, "cancelled before it was sent");
-    detail::CurlSlot slot = state_->acquire();
-    if (!slot)  // both fail only for want of memory or descriptors (the multi handle's wakeup pair)
-        return Failure::of(Reason::local_resource, "could not create a transfer (out of file descriptors or memory)");
-    detail::CurlLease lease(*state_, std::move(slot));
-    CURL* h = lease.easy();
-    curl_easy_reset(h);  // options back to defaults; connections, caches and the share stay
-
-    HttpResponse response;
-    detail::CurlCall call;
-    call.response = &response;
-    call.limit = opt.max_response_bytes;
-    call.stream = spec;
-
+/// Sets the (reset) easy handle `h` up for one transfer of `req` whose callbacks write into
+/// `call`, as every driver sends it: CurlTransport's own loop and the EventLoop. `req`,
+/// `headers` and `call` must outlive the transfer.
+inline void curl_configure(CURL* h, const HttpRequest& req, const Deadline& d, const CurlOptions& opt,
+                           const curl_slist* headers, CurlCall& call) {
+    const StreamSpec* spec = call.stream;
     curl_easy_setopt(h, CURLOPT_URL, req.url.c_str());
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, call.errbuf.data());
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &detail::curl_on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &curl_on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, static_cast<void*>(&call));
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &detail::curl_on_header);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &curl_on_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, static_cast<void*>(&call));
-    curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, &detail::curl_open_socket);
+    curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, &curl_open_socket);
     curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, static_cast<void*>(&call));
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers.get());
-    // A stream has no limit on its whole length: its stalls are timed below instead.
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, spec ? 0L : detail::clamp_ms(d.timeout));
-    curl_easy_setopt(
-        h, CURLOPT_CONNECTTIMEOUT_MS,
-        detail::clamp_ms(d.connect_timeout.count() > 0 ? std::min(d.connect_timeout, d.timeout) : d.timeout));
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+    // A stream has no limit on its whole length: its stalls are timed by the driver instead.
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, spec ? 0L : clamp_ms(d.timeout));
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+                     clamp_ms(d.connect_timeout.count() > 0 ? std::min(d.connect_timeout, d.timeout) : d.timeout));
 #if LIBCURL_VERSION_NUM >= 0x075500
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
@@ -643,12 +633,12 @@ FAILOVER_INLINE Result<HttpResponse> CurlTransport::perform(const HttpRequest& r
     }
     if (!opt.user_agent.empty()) curl_easy_setopt(h, CURLOPT_USERAGENT, opt.user_agent.c_str());
     if (opt.accept_compressed) curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
-    if (const long idle = detail::whole_seconds(opt.tcp_keepalive); idle > 0) {
+    if (const long idle = whole_seconds(opt.tcp_keepalive); idle > 0) {
         curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
         curl_easy_setopt(h, CURLOPT_TCP_KEEPIDLE, idle);
         curl_easy_setopt(h, CURLOPT_TCP_KEEPINTVL, idle);
     }
-    curl_easy_setopt(h, CURLOPT_MAXAGE_CONN, detail::whole_seconds(opt.max_idle_connection));
+    curl_easy_setopt(h, CURLOPT_MAXAGE_CONN, whole_seconds(opt.max_idle_connection));
 
     const std::string& method = req.method;
     if (method == "GET" && req.body.empty()) {
@@ -666,9 +656,9 @@ FAILOVER_INLINE Result<HttpResponse> CurlTransport::perform(const HttpRequest& r
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, req.body.data());
 #else
         call.upload = req.body;
-        curl_easy_setopt(h, CURLOPT_READFUNCTION, &detail::curl_read_body);
+        curl_easy_setopt(h, CURLOPT_READFUNCTION, &curl_read_body);
         curl_easy_setopt(h, CURLOPT_READDATA, static_cast<void*>(&call));
-        curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, &detail::curl_seek_body);
+        curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, &curl_seek_body);
         curl_easy_setopt(h, CURLOPT_SEEKDATA, static_cast<void*>(&call));
 #endif
     }
@@ -676,34 +666,70 @@ FAILOVER_INLINE Result<HttpResponse> CurlTransport::perform(const HttpRequest& r
     // A proxy's answer to CONNECT is not a response to the request: kept from the header
     // callback, it cannot pass for one and let a re-send through a new tunnel go out.
     curl_easy_setopt(h, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
-    curl_easy_setopt(h, CURLOPT_PREREQFUNCTION, &detail::curl_before_request);
+    curl_easy_setopt(h, CURLOPT_PREREQFUNCTION, &curl_before_request);
     curl_easy_setopt(h, CURLOPT_PREREQDATA, static_cast<void*>(&call));
 #endif
+}
 
-    const detail::Outcome out = detail::curl_run(lease.multi(), h, call, d);
+/// What a finished transfer on `h` amounts to: the response (any status) or its classified
+/// Failure. Detaches the handle from the buffers it pointed at.
+inline Result<HttpResponse> curl_result(CURL* h, const Outcome& out, CurlCall& call, HttpResponse&& response,
+                                        const HttpRequest& req, const CurlOptions& opt, const Deadline& d) {
+    const StreamSpec* spec = call.stream;
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, static_cast<curl_slist*>(nullptr));
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, static_cast<char*>(nullptr));
-    const std::string host(detail::url_host(req.url));
+    const std::string host(url_host(req.url));
     if (out.cancelled) return Failure::of(Reason::cancelled, host + ": cancelled by the caller");
     if (out.stalled) {
         if (!call.progressed)
-            return Failure::of(Reason::timeout, host + ": no " + std::string(spec && call.streamed ? "progress in the stream" : "response") +
+            return Failure::of(Reason::timeout, host + ": no " +
+                                                    std::string(spec && call.streamed ? "progress in the stream" : "response") +
                                                     " within " + std::to_string(d.timeout.count()) + " ms");
         return Failure::of(Reason::timeout, host + ": the stream stalled for more than " +
                                                 std::to_string(spec->idle.count()) + " ms");
     }
     if (call.stopped) {  // the receiver ended a streamed 2xx on purpose
         response.status = call.status;
-        return response;
+        return std::move(response);
     }
     const CURLcode rc = out.code;
     if (rc != CURLE_OK && call.os_errno == 0) curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &call.os_errno);
-    if (rc != CURLE_OK || call.too_large || call.callback_error) return detail::curl_failure(rc, call, req, opt, d);
+    if (rc != CURLE_OK || call.too_large || call.callback_error) return curl_failure(rc, call, req, opt, d);
 
     long status = 0;
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
     response.status = static_cast<int>(status);
-    return response;
+    return std::move(response);
+}
+
+}  // namespace detail
+
+FAILOVER_INLINE Result<HttpResponse> CurlTransport::perform(const HttpRequest& req, Deadline d, const StreamSpec* spec) const {
+    const CurlOptions& opt = state_->options;
+    if (d.timeout.count() <= 0)
+        return Failure::of(Reason::timeout,
+                           "no time left for an attempt to " + std::string(detail::url_host(req.url)));
+
+    // Headers first: a bad one is the caller's error, found before a handle is taken.
+    detail::CurlSlistPtr headers;
+    if (auto bad = detail::curl_headers(req, headers)) return std::move(*bad);
+
+    if (d.stop.stop_requested()) return Failure::of(Reason::cancelled, "cancelled before it was sent");
+    detail::CurlSlot slot = state_->acquire();
+    if (!slot)  // both fail only for want of memory or descriptors (the multi handle's wakeup pair)
+        return Failure::of(Reason::local_resource, "could not create a transfer (out of file descriptors or memory)");
+    detail::CurlLease lease(*state_, std::move(slot));
+    CURL* h = lease.easy();
+    curl_easy_reset(h);  // options back to defaults; connections, caches and the share stay
+
+    HttpResponse response;
+    detail::CurlCall call;
+    call.response = &response;
+    call.limit = opt.max_response_bytes;
+    call.stream = spec;
+    detail::curl_configure(h, req, d, opt, headers.get(), call);
+    const detail::Outcome out = detail::curl_run(lease.multi(), h, call, d);
+    return detail::curl_result(h, out, call, std::move(response), req, opt, d);
 }
 
 FAILOVER_END_NAMESPACE

@@ -79,6 +79,9 @@ public:
     std::size_t in_flight() const noexcept { return in_flight_.load(); }
     std::size_t waiting() const noexcept { return waiting_.load(); }
 
+    /// A slot if one is free now, else an empty Slot (the async driver waits on its loop).
+    Slot try_enter() noexcept { return take() ? Slot(this) : Slot{}; }
+
     /// Takes a slot at once when one is free; otherwise waits up to `wait_for()` (steady
     /// time, asked only then) for one, and gives up early on a stop request. An empty Slot
     /// when none was taken.

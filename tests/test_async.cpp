@@ -1,0 +1,310 @@
+// SPDX-License-Identifier: MIT
+// The async driver (Router::submit on an EventLoop) through real HTTP on
+// loopback: the same answers, attempts and events as route_with_fallback, many
+// requests in flight on one thread, timers on the injected clock instead of a
+// sleeping thread, cancellation, the admission limit, and a loop that ends
+// every request it holds when it is destroyed. The tests drive the loop
+// themselves (run_once) and move the ManualClock to the next timer: nothing
+// sleeps for real.
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/catch.hpp"
+#include "support/fakes.hpp"
+#include "support/loopback.hpp"
+
+using namespace failover;
+using namespace failover_test;
+using namespace std::chrono_literals;
+using failover_mock::Fault;
+
+namespace {
+
+ChatRequest ask(std::string tenant = "acme") {
+    ChatRequest r;
+    r.messages = {user("hello")};
+    r.tenant = std::move(tenant);
+    return r;
+}
+
+/// A run-time chain (AnyRoute is move-only: no initializer list).
+template <class... R>
+std::vector<AnyRoute> chain(R... routes) {
+    std::vector<AnyRoute> v;
+    (v.emplace_back(std::move(routes)), ...);
+    return v;
+}
+
+/// Drives `loop` on this thread until `done()` holds: a turn at a time, and when nothing is
+/// in flight but a timer, the manual clock jumps to it (a backoff or recovery wait passes at
+/// once, with no thread asleep).
+template <class Done>
+void drive(EventLoop& loop, ManualClock& clock, Done done) {
+    for (int turns = 0; !done(); ++turns) {
+        REQUIRE(turns < 5000);
+        loop.run_once(20ms);
+        if (loop.transfers() == 0 && !done())
+            if (auto due = loop.next_due(); due && *due > clock.now()) clock.advance(*due - clock.now());
+    }
+}
+
+struct AsyncFixture : LoopbackFixture {
+    EventLoop loop{EventLoopOptions{.clock = clock}};
+};
+
+/// Collects the completion of one submitted request, and the thread it ran on.
+struct Completion {
+    std::optional<Result<ChatResponse>> result;
+    std::thread::id thread{};
+    int calls = 0;
+    std::function<void(Result<ChatResponse>)> callback() {
+        return [this](Result<ChatResponse> r) {
+            ++calls;
+            thread = std::this_thread::get_id();
+            result = std::move(r);
+        };
+    }
+    bool done() const { return result.has_value(); }
+};
+
+}  // namespace
+
+TEST_CASE("an async request is retried on the loop's timer and answered as route_with_fallback answers it", "[async]") {
+    AsyncFixture fx;
+    fx.mock.route("primary").then(Fault::status(500));
+    Router router{fx.options(), Route{"primary", fx.openai("primary"), fx.http}};
+    router.add_sink(fx.sink);
+
+    Completion c;
+    const auto t0 = fx.clock->now();
+    router.submit(fx.loop, ask(), c.callback());
+    CHECK_FALSE(c.done());  // submit returns before anything is sent
+    drive(fx.loop, *fx.clock, [&] { return c.done(); });
+
+    REQUIRE(*c.result);
+    const ChatResponse& r = **c.result;
+    CHECK(r.route == "primary");
+    CHECK(r.text == "ok");
+    REQUIRE(r.attempts.size() == 2);
+    CHECK(r.attempts[0].reason == Reason::server_error);
+    CHECK(r.attempts[0].status == 500);
+    CHECK(r.attempts[1].ok);
+    CHECK(c.thread == std::this_thread::get_id());  // on the thread that drives the loop
+    CHECK(c.calls == 1);
+    CHECK(fx.mock.route("primary").requests() == 2);
+    // The backoff passed on the loop's timer: the clock moved by it, yet no one slept.
+    const auto retries = fx.sink->of("retry");
+    REQUIRE(retries.size() == 1);
+    CHECK(retries[0].delay > 0ns);
+    CHECK(fx.clock->now() - t0 >= retries[0].delay);
+    CHECK(fx.clock->slept() == 0ns);
+    CHECK(fx.sink->count("attempt") == 2);
+    CHECK(fx.sink->count("success") == 1);
+    CHECK(fx.loop.idle());
+}
+
+TEST_CASE("an async request fails over with every attempt listed and every hop an event", "[async]") {
+    AsyncFixture fx;
+    fx.mock.route("primary").otherwise(Fault::status(503));
+    RouteOptions two;
+    two.max_attempts = 2;
+    Router router{fx.options(), Route{"primary", fx.openai("primary"), fx.http, two},
+                  Route{"secondary", fx.anthropic("secondary"), fx.http}};
+    router.add_sink(fx.sink);
+
+    auto answer = router.submit(fx.loop, ask());
+    drive(fx.loop, *fx.clock, [&] { return answer.wait_for(0s) == std::future_status::ready; });
+    const auto r = answer.get();
+    REQUIRE(r);
+    CHECK(r->route == "secondary");
+    REQUIRE(r->attempts.size() == 3);
+    CHECK(r->attempts[0].route == "primary");
+    CHECK(r->attempts[1].route == "primary");
+    CHECK(r->attempts[2].route == "secondary");
+    CHECK(fx.mock.route("primary").requests() == 2);
+    CHECK(fx.mock.route("secondary").requests() == 1);
+    const auto hops = fx.sink->of("fallback");
+    REQUIRE(hops.size() == 1);
+    CHECK(hops[0].from == "primary");
+    CHECK(hops[0].to == "secondary");
+    CHECK(hops[0].reason == Reason::overloaded);  // 503
+    CHECK(fx.sink->count("attempt") == 3);  // one event per request the providers received
+}
+
+TEST_CASE("an async chain that is exhausted ends as one Failure listing every attempt", "[async]") {
+    AsyncFixture fx;
+    fx.mock.route("a").otherwise(Fault::status(400));
+    fx.mock.route("b").otherwise(Fault::status(401));
+    DynamicRouter router{chain(Route{"a", fx.openai("a"), fx.http}, Route{"b", fx.gemini("b"), fx.http}), fx.options()};
+    Completion c;
+    router.submit(fx.loop, ask(), c.callback());
+    drive(fx.loop, *fx.clock, [&] { return c.done(); });
+    REQUIRE_FALSE(*c.result);
+    const Failure& f = c.result->error();
+    REQUIRE(f.attempts.size() == 2);
+    CHECK(f.attempts[0].route == "a");
+    CHECK(f.attempts[1].route == "b");
+    CHECK(f.message.find("all routes failed") != std::string::npos);
+}
+
+TEST_CASE("one thread holds many requests in flight at once", "[async]") {
+    AsyncFixture fx;
+    fx.mock.route("slow").otherwise(Fault::ok("later").delayed(200ms));
+    Router router{fx.options(), Route{"slow", fx.openai("slow"), fx.http}};
+    constexpr int n = 48;
+    std::vector<Completion> done(n);
+    for (auto& c : done) router.submit(fx.loop, ask(), c.callback());
+    std::size_t most = 0;
+    drive(fx.loop, *fx.clock, [&] {
+        most = std::max(most, fx.loop.transfers());
+        return std::all_of(done.begin(), done.end(), [](const Completion& c) { return c.done(); });
+    });
+    CHECK(most == n);  // every request was on the wire at the same time, from this one thread
+    for (const auto& c : done) {
+        REQUIRE(*c.result);
+        CHECK((*c.result)->text == "later");
+        CHECK(c.thread == std::this_thread::get_id());
+    }
+    CHECK(fx.mock.route("slow").requests() == static_cast<std::size_t>(n));
+}
+
+TEST_CASE("a stop request ends an async transfer at once as cancelled, never a breaker failure", "[async]") {
+    AsyncFixture fx;
+    fx.mock.route("hung").then(Fault::hang());
+    Router router{fx.options(), Route{"hung", fx.openai("hung"), fx.http}};
+    router.add_sink(fx.sink);
+    const auto before = router.route<0>().breaker().window_counts(fx.clock->now());
+
+    std::stop_source stop;
+    Completion c;
+    router.submit(fx.loop, ask(), c.callback(), stop.get_token());
+    drive(fx.loop, *fx.clock, [&] { return fx.mock.route("hung").requests() == 1; });
+    CHECK(fx.loop.transfers() == 1);
+    stop.request_stop();
+    drive(fx.loop, *fx.clock, [&] { return c.done(); });
+
+    REQUIRE_FALSE(*c.result);
+    CHECK(c.result->error().reason == Reason::cancelled);
+    REQUIRE(c.result->error().attempts.size() == 1);
+    CHECK(c.result->error().attempts[0].reason == Reason::cancelled);
+    CHECK(router.route<0>().breaker().window_counts(fx.clock->now()) == before);
+    CHECK(router.route<0>().breaker().state() == BreakerState::closed);
+    CHECK(fx.loop.transfers() == 0);
+}
+
+TEST_CASE("a stop request cuts an async backoff wait short", "[async]") {
+    AsyncFixture fx;
+    fx.mock.route("flaky").otherwise(Fault::status(500));
+    Router router{fx.options(), Route{"flaky", fx.openai("flaky"), fx.http}};
+    std::stop_source stop;
+    Completion c;
+    router.submit(fx.loop, ask(), c.callback(), stop.get_token());
+    // Run until the first attempt failed and the retry waits on a timer.
+    for (int i = 0; i < 1000 && !(fx.loop.timers() == 1 && fx.loop.transfers() == 0); ++i) fx.loop.run_once(20ms);
+    REQUIRE(fx.loop.timers() == 1);
+    const auto at = fx.clock->now();
+    stop.request_stop();
+    for (int i = 0; i < 1000 && !c.done(); ++i) fx.loop.run_once(20ms);  // the clock never moves
+    REQUIRE(c.done());
+    REQUIRE_FALSE(*c.result);
+    CHECK(c.result->error().reason == Reason::cancelled);
+    CHECK(c.result->error().attempts.size() == 1);
+    CHECK(fx.clock->now() == at);
+    CHECK(fx.mock.route("flaky").requests() == 1);  // the retry was never sent
+    CHECK(fx.loop.idle());
+}
+
+TEST_CASE("a destroyed event loop ends every request it holds as cancelled", "[async]") {
+    LoopbackFixture fx;
+    fx.mock.route("hung").then(Fault::hang());
+    fx.mock.route("flaky").otherwise(Fault::status(500));
+    Router hung{fx.options(), Route{"hung", fx.openai("hung"), fx.http}};
+    Router flaky{fx.options(), Route{"flaky", fx.openai("flaky"), fx.http}};
+    Completion in_flight, waiting, queued;
+    {
+        EventLoop loop{EventLoopOptions{.clock = fx.clock}};
+        hung.submit(loop, ask(), in_flight.callback());
+        flaky.submit(loop, ask(), waiting.callback());
+        for (int i = 0; i < 1000 && !(fx.mock.route("hung").requests() == 1 && loop.timers() == 1); ++i)
+            loop.run_once(20ms);
+        REQUIRE(loop.timers() == 1);  // flaky waits for its retry; hung is on the wire
+        hung.submit(loop, ask(), queued.callback());  // posted, never run
+    }
+    for (auto* c : {&in_flight, &waiting, &queued}) {
+        REQUIRE(c->done());
+        CHECK(c->calls == 1);
+        REQUIRE_FALSE(*c->result);
+        CHECK(c->result->error().reason == Reason::cancelled);
+    }
+    CHECK(fx.mock.route("flaky").requests() == 1);
+}
+
+TEST_CASE("an event loop on its own thread answers futures, and refuses a second driver", "[async]") {
+    LoopbackFixture fx;
+    fx.mock.route("a").then(Fault::ok("from a"));
+    Router router{fx.options(), Route{"a", fx.openai("a"), fx.http}};
+    EventLoop loop;
+    loop.start();
+    CHECK_THROWS_AS(loop.run_once(), std::logic_error);
+    auto answer = router.submit(loop, ask());
+    const auto r = answer.get();  // this thread waits; the loop's thread works
+    REQUIRE(r);
+    CHECK(r->text == "from a");
+    loop.stop();
+    CHECK_NOTHROW(loop.run_once());  // stopped: this thread may drive it now
+}
+
+TEST_CASE("async requests share the router's admission limit and wait on the loop for a slot", "[async][admission]") {
+    AsyncFixture fx;
+    fx.mock.route("slow").otherwise(Fault::ok("later").delayed(100ms));
+    RouterOptions opts = fx.options();
+    opts.max_in_flight = 2;
+    Router router{opts, Route{"slow", fx.openai("slow"), fx.http}};
+    std::vector<Completion> done(5);
+    for (auto& c : done) router.submit(fx.loop, ask(), c.callback());
+    std::size_t most = 0;
+    drive(fx.loop, *fx.clock, [&] {
+        most = std::max(most, fx.loop.transfers());
+        return std::all_of(done.begin(), done.end(), [](const Completion& c) { return c.done(); });
+    });
+    CHECK(most == 2);
+    for (const auto& c : done) CHECK(*c.result);
+    CHECK(router.in_flight() == 0);
+
+    SECTION("with no wait allowed, a request over the limit fails locally, unsent") {
+        opts.admission_wait = 0ms;
+        Router shedding{opts, Route{"slow", fx.openai("slow"), fx.http}};
+        std::vector<Completion> burst(3);
+        for (auto& c : burst) shedding.submit(fx.loop, ask(), c.callback());
+        drive(fx.loop, *fx.clock, [&] {
+            return std::all_of(burst.begin(), burst.end(), [](const Completion& c) { return c.done(); });
+        });
+        CHECK(*burst[0].result);
+        CHECK(*burst[1].result);
+        REQUIRE_FALSE(*burst[2].result);
+        CHECK(burst[2].result->error().reason == Reason::local_resource);
+        CHECK(burst[2].result->error().attempts.empty());
+        CHECK(shedding.route<0>().breaker().state() == BreakerState::closed);
+    }
+}
+
+TEST_CASE("a route whose transport cannot run on the loop fails its attempt unsent and the chain moves on", "[async]") {
+    AsyncFixture fx;
+    auto scripted = std::make_shared<ScriptedTransport>();
+    DynamicRouter router{chain(Route{"custom", FakeAdapter{}, scripted}, Route{"canned", StaticReply{"busy"}}), fx.options()};
+    Completion c;
+    router.submit(fx.loop, ask(), c.callback());
+    drive(fx.loop, *fx.clock, [&] { return c.done(); });
+    REQUIRE(*c.result);
+    CHECK((*c.result)->route == "canned");
+    REQUIRE((*c.result)->attempts.size() == 2);
+    CHECK((*c.result)->attempts[0].reason == Reason::internal);
+    CHECK((*c.result)->attempts[0].message.find("cannot run on an EventLoop") != std::string::npos);
+    CHECK(scripted->calls() == 0);
+}
