@@ -308,3 +308,96 @@ TEST_CASE("a route whose transport cannot run on the loop fails its attempt unse
     CHECK((*c.result)->attempts[0].message.find("cannot run on an EventLoop") != std::string::npos);
     CHECK(scripted->calls() == 0);
 }
+
+// ---- active health checks: probes, not user requests, recover an open route ------------------------
+
+namespace {
+
+/// Opens `b` with the failures of calls (five in a row, the default streak).
+void open_breaker(CircuitBreaker& b, ManualClock& clock) {
+    while (b.state() != BreakerState::open) b.on_failure(clock.now(), b.try_acquire(clock.now()).permit);
+}
+
+}  // namespace
+
+TEST_CASE("a health check closes an open breaker with no user request sent to that route", "[async][health]") {
+    AsyncFixture fx;
+    fx.mock.route("primary").then(Fault::status(503));  // the first probe fails, the next passes
+    Router router{fx.options(), Route{"primary", fx.openai("primary"), fx.http}, Route{"canned", StaticReply{"busy"}}};
+    router.add_sink(fx.sink);
+    CircuitBreaker& breaker = router.route<0>().breaker();
+    open_breaker(breaker, *fx.clock);
+    REQUIRE(breaker.recovers_at());
+
+    router.start_health_checks(fx.loop, HealthCheckOptions{.interval = 60s});
+    drive(fx.loop, *fx.clock, [&] { return fx.sink->count("health_check") == 1; });
+    const auto failed = fx.sink->of("health_check");
+    CHECK_FALSE(failed[0].ok);
+    CHECK(failed[0].reason == Reason::overloaded);
+    CHECK(failed[0].status == 503);
+    CHECK(breaker.state() == BreakerState::open);
+    CHECK_FALSE(breaker.recovers_at());  // the checks own recovery now
+
+    // Past the open time a user request would have been the half-open probe; now it is not.
+    fx.clock->advance(breaker.last_open_duration() + 1s);
+    Completion user_request;
+    router.submit(fx.loop, ask(), user_request.callback());
+    drive(fx.loop, *fx.clock, [&] { return user_request.done(); });
+    REQUIRE(*user_request.result);
+    CHECK((*user_request.result)->route == "canned");
+    CHECK(fx.mock.route("primary").requests() == 1);  // only the probe
+    const auto skips = fx.sink->of("skip");
+    REQUIRE(skips.size() == 1);
+    CHECK(skips[0].reason == Reason::breaker_open);
+
+    // The next round's probe passes and closes the breaker; user traffic returns to primary.
+    drive(fx.loop, *fx.clock, [&] { return breaker.state() == BreakerState::closed; });
+    CHECK(fx.mock.route("primary").requests() == 2);
+    const auto probe = fx.mock.route("primary").last_request();
+    REQUIRE(probe);
+    CHECK(probe->body.find("\"ping\"") != std::string::npos);
+    const auto checks = fx.sink->of("health_check");
+    REQUIRE(checks.size() == 2);
+    CHECK(checks[1].ok);
+    CHECK(fx.sink->of("breaker").back().transition.to == BreakerState::closed);
+    for (const auto& a : fx.sink->of("attempt")) CHECK(a.route == "canned");  // probes are never attempts
+    CHECK(fx.sink->count("success") == 1);  // the user request, served by canned
+
+    Completion after;
+    router.submit(fx.loop, ask(), after.callback());
+    drive(fx.loop, *fx.clock, [&] { return after.done(); });
+    REQUIRE(*after.result);
+    CHECK((*after.result)->route == "primary");
+    router.stop_health_checks();
+}
+
+TEST_CASE("stopping health checks gives an open breaker back its own half-open probes", "[async][health]") {
+    AsyncFixture fx;
+    fx.mock.route("primary").otherwise(Fault::status(503));
+    Router router{fx.options(), Route{"primary", fx.openai("primary"), fx.http}};
+    CircuitBreaker& breaker = router.route<0>().breaker();
+    open_breaker(breaker, *fx.clock);
+    router.start_health_checks(fx.loop, HealthCheckOptions{.interval = 10s});
+    fx.loop.run_once();
+    CHECK_FALSE(breaker.recovers_at());
+    router.stop_health_checks();
+    CHECK(breaker.recovers_at());  // at once, from this thread
+    fx.clock->advance(breaker.last_open_duration() + 1s);
+    CHECK(breaker.try_acquire(fx.clock->now()).permit == CircuitBreaker::Permit::probe);
+    drive(fx.loop, *fx.clock, [&] { return fx.loop.idle(); });  // the stopped round's timer is gone
+    CHECK_THROWS_AS(router.start_health_checks(fx.loop, HealthCheckOptions{.interval = 0ms}), std::invalid_argument);
+}
+
+TEST_CASE("a router destroyed while its health checks run is never touched by the loop again", "[async][health]") {
+    AsyncFixture fx;
+    fx.mock.route("primary").then(Fault::hang());
+    {
+        Router router{fx.options(), Route{"primary", fx.openai("primary"), fx.http}};
+        open_breaker(router.route<0>().breaker(), *fx.clock);
+        router.start_health_checks(fx.loop, HealthCheckOptions{.interval = 1s});
+        drive(fx.loop, *fx.clock, [&] { return fx.mock.route("primary").requests() == 1; });  // a probe is on the wire
+    }
+    // The hung probe ends when the loop closes; its verdict must not reach the dead router
+    // (ASan would see it), and the loop goes idle.
+    CHECK(fx.loop.transfers() == 1);
+}

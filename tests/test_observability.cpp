@@ -474,6 +474,23 @@ TEST_CASE("Prometheus: streams expose time to first token and how they ended, an
     }
 }
 
+TEST_CASE("Prometheus: health-check probes are counted by route, outcome and reason, and promtool accepts it") {
+    PrometheusSink prom;
+    prom.record(HealthCheckEvent{"primary", false, Reason::overloaded, 503, 20ms});
+    prom.record(HealthCheckEvent{"primary", true, Reason::internal, 0, 15ms});
+    prom.record(HealthCheckEvent{"primary", true, Reason::internal, 0, 15ms});
+    const std::string text = prom.scrape();
+    const Exposition e = parse(text);
+    CHECK(e.sum("failover_health_checks_total", {{"route", "primary"}, {"outcome", "fail"}, {"reason", "overloaded"}}) == 1);
+    CHECK(e.sum("failover_health_checks_total", {{"route", "primary"}, {"outcome", "pass"}, {"reason", "none"}}) == 2);
+    if (have_promtool()) {
+        const ToolRun run = check_metrics(text);
+        INFO(run.output);
+        CHECK(run.rc == 0);
+        CHECK(run.output.empty());
+    }
+}
+
 TEST_CASE("Prometheus: histogram buckets are cumulative, inclusive and end in +Inf") {
     PrometheusSink prom;
     for (auto d : {30ms, 50ms, 700ms, 200000ms}) {

@@ -122,7 +122,7 @@ public:
             case BreakerState::closed: a.permit = Permit::call; break;
             case BreakerState::forced_open: break;
             case BreakerState::open:
-                if (now < open_until_) break;
+                if (now < open_until_ || held_) break;  // held: only a health check closes it
                 a.transition = move_to(BreakerState::half_open, now);
                 [[fallthrough]];
             case BreakerState::half_open:
@@ -176,6 +176,21 @@ public:
         release_probe();
     }
 
+    /// Active health checks take over recovery: while held, an open breaker lets no request
+    /// through as a probe when its open time is up; only health_check_passed() closes it.
+    /// Releasing the hold restores the usual half-open probes.
+    void hold_for_health_checks(bool on) {
+        std::lock_guard lock(mu_);
+        held_ = on;
+    }
+    /// A health check proved the provider healthy: an open breaker closes (and nothing else
+    /// changes: a forced-open or disabled breaker stays as the operator left it).
+    std::optional<BreakerTransition> health_check_passed(time_point now) {
+        std::lock_guard lock(mu_);
+        if (state_ != BreakerState::open) return std::nullopt;
+        return move_to(BreakerState::closed, now);
+    }
+
     /// Operator: refuse every call until reset().
     std::optional<BreakerTransition> force_open(time_point now) {
         std::lock_guard lock(mu_);
@@ -206,10 +221,11 @@ public:
         return open_until_;
     }
     /// When a call could next be let through: the end of the open time; nullopt
-    /// when that is unknown (forced open, or half-open with its probes in flight).
+    /// when that is unknown (forced open, half-open with its probes in flight, or held
+    /// for health checks).
     std::optional<time_point> recovers_at() const {
         std::lock_guard lock(mu_);
-        if (state_ == BreakerState::open) return open_until_;
+        if (state_ == BreakerState::open && !held_) return open_until_;
         return std::nullopt;
     }
     /// Open duration chosen at the last opening.
@@ -335,6 +351,7 @@ private:
     int opens_ = 0;
     int probes_in_flight_ = 0;
     int probe_successes_ = 0;
+    bool held_ = false;  // health checks own recovery
     time_point open_until_{};
     std::chrono::milliseconds last_open_for_{0};
     Jitter jitter_;

@@ -140,16 +140,26 @@ struct StreamOutcomeEvent {
     Reason reason = Reason::internal;   ///< why, when not complete
 };
 
+/// An active health check probed a route whose breaker was open (never a user request;
+/// charged to no tenant). A passing check closes the breaker (a BreakerEvent follows).
+struct HealthCheckEvent {
+    std::string_view route{};
+    bool ok = false;
+    Reason reason = Reason::internal;   ///< why it failed, when !ok
+    int status = 0;                     ///< HTTP status of a failed probe, 0 if none
+    std::chrono::nanoseconds latency{};
+};
+
 /// Everything the router reports.
 using Event = std::variant<AttemptEvent, RetryEvent, FallbackEvent, SkipEvent, BreakerEvent, CooldownEvent,
                            SuccessEvent, ExhaustedEvent, PolicyEvent, DriftEvent, NoticeEvent, FirstTokenEvent,
-                           StreamOutcomeEvent>;
+                           StreamOutcomeEvent, HealthCheckEvent>;
 
 /// Stable name of an event's type ("attempt", "retry", "fallback", ...).
 inline std::string_view event_name(const Event& e) noexcept {
     static constexpr std::string_view names[] = {"attempt", "retry",  "fallback",    "skip",          "breaker",
                                                  "cooldown", "success", "exhausted", "policy",        "drift",
-                                                 "notice",  "first_token", "stream_outcome"};
+                                                 "notice",  "first_token", "stream_outcome", "health_check"};
     return names[e.index()];
 }
 
@@ -308,6 +318,12 @@ inline nlohmann::json to_json(const Event& ev) {
                 j["tenant"] = s(e.tenant);
                 j["outcome"] = s(e.outcome);
                 if (e.outcome != "complete") j["reason"] = to_string(e.reason);
+            } else if constexpr (std::is_same_v<E, HealthCheckEvent>) {
+                j["route"] = s(e.route);
+                j["ok"] = e.ok;
+                if (!e.ok) j["reason"] = to_string(e.reason);
+                if (e.status != 0) j["status"] = e.status;
+                j["latency_s"] = seconds(e.latency);
             }
         },
         ev);

@@ -20,6 +20,7 @@
 #include <functional>
 #include <future>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <stop_token>
 #include <string>
@@ -34,6 +35,7 @@
 #include "failover/detail/engine/async.hpp"
 #include "failover/detail/engine/blocking.hpp"
 #include "failover/detail/engine/gates.hpp"
+#include "failover/detail/engine/health.hpp"
 #include "failover/detail/engine/streaming.hpp"
 #include "failover/failure.hpp"
 #include "failover/metrics.hpp"
@@ -72,6 +74,7 @@ private:
         virtual detail::engine::Step run(detail::engine::RequestState& rs) = 0;
         virtual detail::engine::Step run_stream(detail::engine::RequestState& rs, detail::engine::StreamDelivery& out) = 0;
         virtual std::unique_ptr<detail::engine::AsyncVisitBase> async_visit(detail::engine::RequestState& rs) = 0;
+        virtual std::optional<detail::engine::CheckedRoute> checked() = 0;
         virtual const std::string& name() const noexcept = 0;
         virtual CircuitBreaker& breaker() const noexcept = 0;
         virtual RetryBudget& retry_budget() const noexcept = 0;
@@ -88,6 +91,7 @@ private:
         std::unique_ptr<detail::engine::AsyncVisitBase> async_visit(detail::engine::RequestState& rs) override {
             return std::make_unique<detail::engine::AsyncVisit<R>>(route, rs);
         }
+        std::optional<detail::engine::CheckedRoute> checked() override { return detail::engine::checked_route(route); }
         const std::string& name() const noexcept override { return route.name(); }
         CircuitBreaker& breaker() const noexcept override { return route.breaker(); }
         RetryBudget& retry_budget() const noexcept override { return route.retry_budget(); }
@@ -107,6 +111,7 @@ struct AnyRouteAccess {
     static std::unique_ptr<engine::AsyncVisitBase> async_visit(AnyRoute& r, engine::RequestState& rs) {
         return r.p_->async_visit(rs);
     }
+    static std::optional<engine::CheckedRoute> checked(AnyRoute& r) { return r.p_->checked(); }
 };
 
 /// weight_suffix[i]: the deadline weights of the HTTP routes from position i on, from
@@ -139,6 +144,10 @@ public:
     }
     RouterCore(const RouterCore&) = delete;
     RouterCore& operator=(const RouterCore&) = delete;
+    ~RouterCore() {
+        std::lock_guard lock(health_mu_);
+        if (health_) health_->detach();
+    }
 
     /// Adds a sink. Safe while other threads route: they see it from their next request.
     void add_sink(std::shared_ptr<MetricsSink> s) {
@@ -150,6 +159,14 @@ public:
         else next = std::make_shared<MultiSink>(sinks_);
         sink_.store(std::move(next), std::memory_order_release);
     }
+    /// Stops the active health checks, if any: breakers go back to their own half-open
+    /// probes at once. Thread-safe; the router's destructor does it too.
+    void stop_health_checks() {
+        std::lock_guard lock(health_mu_);
+        if (health_) health_->stop();
+        health_.reset();
+    }
+
     /// Times a sink threw (the request went on regardless).
     std::uint64_t sink_errors() const noexcept { return sink_errors_.load(std::memory_order_relaxed); }
     const RouterOptions& options() const noexcept { return opts_; }
@@ -193,6 +210,27 @@ protected:
         return answer;
     }
 
+    // Replaces the health checks with ones over `routes` on `loop`.
+    void start_checks(EventLoop& loop, HealthCheckOptions o, std::vector<engine::CheckedRoute> routes) {
+        if (o.interval.count() <= 0 || o.timeout.count() <= 0)
+            throw std::invalid_argument("failover: HealthCheckOptions: interval and timeout must be positive");
+        stop_health_checks();
+        auto h = std::make_shared<engine::HealthChecker>(loop, std::move(o), std::move(routes), *opts_.clock,
+                                                         [this](const Event& e) { emit(e); });
+        std::lock_guard lock(health_mu_);
+        health_ = h;
+        loop.post([h] { h->start(); });
+    }
+    void emit(const Event& e) noexcept {
+        std::shared_ptr<MetricsSink> sink = sink_.load(std::memory_order_acquire);
+        if (!sink) return;
+        try {
+            sink->record(e);
+        } catch (...) {
+            sink_errors_.fetch_add(1, std::memory_order_relaxed);
+        }
+    }
+
     // Names must be unique; the weights decide each route's share of the deadline.
     void set_routes(const std::vector<const std::string*>& names, const std::vector<std::pair<bool, double>>& weights) {
         for (std::size_t i = 0; i < names.size(); ++i)
@@ -213,6 +251,8 @@ private:
     std::atomic<std::shared_ptr<MetricsSink>> sink_{};
     std::vector<double> weights_{};
     engine::ToolSchemas tools_{};
+    std::mutex health_mu_{};
+    std::shared_ptr<engine::HealthChecker> health_{};
 };
 }  // namespace detail
 
@@ -297,6 +337,22 @@ public:
         static_assert((detail::engine::runs_on_loop<Routes> && ...),
                       "failover::Router::submit: every HTTP route must use a CurlTransport");
         run_async(loop, std::move(req), std::move(stop), std::move(done), async_chain());
+    }
+
+    /// Starts active health checks on `loop` (opt-in): every options.interval, each HTTP
+    /// route whose breaker is open gets a one-token probe through its own adapter, and a
+    /// probe that answers closes the breaker, so user requests are never the probes (while
+    /// the checks run, an open breaker lets none through when its open time is up). Probes
+    /// are HealthCheckEvents (and BreakerEvents when they close one), never attempts, and
+    /// charged to no tenant. Routes over a transport the loop cannot drive, and local
+    /// routes, keep their usual half-open probes. Replaces earlier checks; thread-safe.
+    /// Throws std::invalid_argument on a non-positive interval or timeout.
+    void start_health_checks(EventLoop& loop, HealthCheckOptions options = {}) {
+        std::vector<detail::engine::CheckedRoute> checked;
+        for_each_route([&](auto& r) {
+            if (auto c = detail::engine::checked_route(r)) checked.push_back(std::move(*c));
+        });
+        start_checks(loop, std::move(options), std::move(checked));
     }
 
     /// Route `I` of the chain, e.g. to read its breaker.
@@ -414,6 +470,14 @@ public:
     void submit(EventLoop& loop, ChatRequest req, std::function<void(Result<ChatResponse>)> done,
                 std::stop_token stop = {}) {
         run_async(loop, std::move(req), std::move(stop), std::move(done), async_chain());
+    }
+
+    /// Starts active health checks on `loop`; the same contract as Router::start_health_checks.
+    void start_health_checks(EventLoop& loop, HealthCheckOptions options = {}) {
+        std::vector<detail::engine::CheckedRoute> checked;
+        for (auto& r : routes_)
+            if (auto c = detail::AnyRouteAccess::checked(r)) checked.push_back(std::move(*c));
+        start_checks(loop, std::move(options), std::move(checked));
     }
 
     AnyRoute& route(std::size_t i) { return routes_.at(i); }

@@ -49,4 +49,14 @@ struct RouterOptions {
     std::optional<std::chrono::milliseconds> admission_wait{};
 };
 
+/// Settings of a router's active health checks (Router::start_health_checks).
+struct HealthCheckOptions {
+    /// Time between two rounds; each round probes every route whose breaker is open.
+    std::chrono::milliseconds interval{10000};
+    /// Time limit of one probe.
+    std::chrono::milliseconds timeout{5000};
+    /// The probe's one user message; it asks for a single output token.
+    std::string prompt = "ping";
+};
+
 FAILOVER_END_NAMESPACE

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -100,6 +101,21 @@ TEST_CASE("descriptors: running out of descriptors is a local failure, never a s
         }();
         check_local(r);
         CHECK(text == "busy");
+    }
+    SECTION("submitted to an event loop") {
+        EventLoop loop{EventLoopOptions{.clock = clock}};  // its wake-up descriptors exist before the shortage
+        std::optional<Result<ChatResponse>> r;
+        {
+            Exhausted none;
+            router.submit(loop, ask(), [&](Result<ChatResponse> answer) { r = std::move(answer); });
+            for (int turn = 0; turn < 1000 && !r; ++turn) {
+                loop.run_once(10ms);
+                if (auto due = loop.next_due(); due && loop.transfers() == 0 && *due > clock->now())
+                    clock->advance(*due - clock->now());
+            }
+        }
+        REQUIRE(r);
+        check_local(*r);
     }
     auto after = router.route_with_fallback(ask());  // descriptors back: the primary is fine
     REQUIRE(after);

@@ -330,6 +330,8 @@ protected:
                     r.route = e.route; r.tenant = e.tenant; r.delay = e.latency;
                 } else if constexpr (std::is_same_v<E, StreamOutcomeEvent>) {
                     r.route = e.route; r.tenant = e.tenant; r.reason = e.reason; r.category = e.outcome;
+                } else if constexpr (std::is_same_v<E, HealthCheckEvent>) {
+                    r.route = e.route; r.ok = e.ok; r.reason = e.reason; r.status = e.status; r.delay = e.latency;
                 }
             },
             ev);

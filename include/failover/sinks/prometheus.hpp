@@ -191,6 +191,10 @@ public:
         add(fallbacks_, "failover_fallbacks_total", T::counter,
             "Requests moving from one route to the next, by why the first did not answer.",
             {"from", "to", "reason", "tenant"});
+        add(health_checks_, "failover_health_checks_total", T::counter,
+            "Active health-check probes of routes whose breaker was open, by outcome (pass or fail) and why a "
+            "probe failed (none when it passed). Never user requests.",
+            {"route", "outcome", "reason"});
         add(notices_, "failover_notices_total", T::counter,
             "Things an operator should hear of once (e.g. topic structured_output: a schema sent with strict off).",
             {"route", "topic"});
@@ -312,12 +316,16 @@ private:
     void on(const StreamOutcomeEvent& e) {
         inc(streams_, {route(e.route), e.outcome, e.outcome == "complete" ? std::string_view("none") : to_string(e.reason)});
     }
+    void on(const HealthCheckEvent& e) {
+        inc(health_checks_, {route(e.route), e.ok ? std::string_view("pass") : std::string_view("fail"),
+                             e.ok ? std::string_view("none") : to_string(e.reason)});
+    }
 
     // In name order, which is the exposition's order.
     std::vector<const Family*> families() const {
         return {&attempt_duration_, &attempts_, &breaker_state_, &breaker_transitions_, &cooldowns_,
                 &cost_,             &drift_active_, &drift_alerts_, &fallbacks_,        &first_token_,
-                &overflow_,         &notices_,      &request_duration_, &requests_,     &retries_,
+                &health_checks_,    &overflow_,         &notices_,      &request_duration_, &requests_,     &retries_,
                 &skips_,            &streams_,      &tokens_};
     }
 
@@ -380,7 +388,7 @@ private:
     detail::labels::LabelGuard routes_;
     std::string key_{};  // scratch for series lookups, under mu_
     Family attempt_duration_{}, attempts_{}, breaker_state_{}, breaker_transitions_{}, cooldowns_{}, cost_{},
-        drift_active_{}, drift_alerts_{}, fallbacks_{}, first_token_{}, overflow_{}, notices_{}, request_duration_{},
+        drift_active_{}, drift_alerts_{}, fallbacks_{}, first_token_{}, health_checks_{}, overflow_{}, notices_{}, request_duration_{},
         requests_{}, retries_{}, skips_{}, streams_{}, tokens_{};
 };
 

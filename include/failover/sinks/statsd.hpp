@@ -249,6 +249,11 @@ private:
              {{"route", route(e.route)}, {"outcome", e.outcome},
               {"reason", e.outcome == "complete" ? std::string_view("none") : to_string(e.reason)}});
     }
+    void on(const HealthCheckEvent& e) {
+        line("health_checks", 1, "c",
+             {{"route", route(e.route)}, {"outcome", e.ok ? std::string_view("pass") : std::string_view("fail")},
+              {"reason", e.ok ? std::string_view("none") : to_string(e.reason)}});
+    }
 
     StatsdOptions opts_;
     std::mutex mu_{};
