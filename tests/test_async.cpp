@@ -401,3 +401,106 @@ TEST_CASE("a router destroyed while its health checks run is never touched by th
     // (ASan would see it), and the loop goes idle.
     CHECK(fx.loop.transfers() == 1);
 }
+
+// ---- hedged requests: a slow route raced by the next one ------------------------------------------
+
+TEST_CASE("a slow primary hedged to the secondary returns the secondary's answer and aborts the primary's transfer",
+          "[async][hedge]") {
+    AsyncFixture fx;
+    fx.mock.route("primary").then(Fault::hang());
+    fx.mock.route("secondary").then(Fault::ok("from the hedge"));
+    RouteOptions hedged;
+    hedged.hedge_after = 200ms;
+    Router router{fx.options(), Route{"primary", fx.openai("primary"), fx.http, hedged},
+                  Route{"secondary", fx.anthropic("secondary"), fx.http}};
+    router.add_sink(fx.sink);
+    const auto before = router.route<0>().breaker().window_counts(fx.clock->now());
+    const int tokens = router.route<0>().retry_budget().tokens();
+
+    Completion c;
+    router.submit(fx.loop, ask(), c.callback());
+    drive(fx.loop, *fx.clock, [&] { return fx.mock.route("primary").requests() == 1; });
+    CHECK(fx.loop.timers() == 1);  // the hedge, due in 200 ms
+    fx.loop.run_once();
+    CHECK(fx.mock.route("secondary").requests() == 0);
+    fx.clock->advance(200ms);
+    drive(fx.loop, *fx.clock, [&] { return c.done(); });
+
+    REQUIRE(*c.result);
+    const ChatResponse& r = **c.result;
+    CHECK(r.route == "secondary");
+    CHECK(r.text == "from the hedge");
+    REQUIRE(r.attempts.size() == 2);  // both requests the providers received
+    CHECK(r.attempts[0].route == "secondary");
+    CHECK(r.attempts[0].ok);
+    CHECK(r.attempts[1].route == "primary");
+    CHECK(r.attempts[1].reason == Reason::cancelled);
+    CHECK(r.attempts[1].message.find("hedged attempt on another route answered first") != std::string::npos);
+    CHECK(fx.loop.transfers() == 0);  // the primary's transfer was aborted, not left hanging
+    CHECK(fx.loop.idle());
+    // A lost race is not the primary's fault; the hedge was paid from its retry budget.
+    CHECK(router.route<0>().breaker().window_counts(fx.clock->now()) == before);
+    CHECK(router.route<0>().retry_budget().tokens() == tokens - RetryBudgetOptions{}.timeout_retry_cost);
+    const auto hops = fx.sink->of("fallback");
+    REQUIRE(hops.size() == 1);
+    CHECK(hops[0].from == "primary");
+    CHECK(hops[0].to == "secondary");
+    CHECK(hops[0].reason == Reason::timeout);
+    CHECK(fx.sink->count("attempt") == 2);
+}
+
+TEST_CASE("no hedge when the answer comes first, or when the retry budget cannot pay", "[async][hedge]") {
+    AsyncFixture fx;
+    fx.mock.route("primary").otherwise(Fault::ok("primary").delayed(100ms));
+    RouteOptions hedged;
+    hedged.hedge_after = 50ms;
+    SECTION("answered before the hedge is due") {
+        Router router{fx.options(), Route{"primary", fx.openai("primary"), fx.http, hedged},
+                      Route{"secondary", fx.anthropic("secondary"), fx.http}};
+        auto a = router.submit(fx.loop, ask());
+        for (int i = 0; i < 1000 && a.wait_for(0s) != std::future_status::ready; ++i) fx.loop.run_once(20ms);
+        const auto r = a.get();
+        REQUIRE(r);
+        CHECK(r->route == "primary");
+        CHECK(r->attempts.size() == 1);
+        CHECK(fx.loop.timers() == 0);  // the hedge timer went with the answer
+    }
+    SECTION("the budget is empty") {
+        hedged.retry_budget.capacity = 0;
+        Router router{fx.options(), Route{"primary", fx.openai("primary"), fx.http, hedged},
+                      Route{"secondary", fx.anthropic("secondary"), fx.http}};
+        auto a = router.submit(fx.loop, ask());
+        drive(fx.loop, *fx.clock, [&] { return fx.mock.route("primary").requests() == 1; });
+        fx.clock->advance(50ms);  // the hedge is due, but cannot be paid for
+        for (int i = 0; i < 1000 && a.wait_for(0s) != std::future_status::ready; ++i) fx.loop.run_once(20ms);
+        const auto r = a.get();
+        REQUIRE(r);
+        CHECK(r->route == "primary");
+        CHECK(r->attempts.size() == 1);
+    }
+    CHECK(fx.mock.route("secondary").requests() == 0);
+}
+
+TEST_CASE("a hedge that fails is not retried while the hedged route still runs, and the route's answer wins",
+          "[async][hedge]") {
+    AsyncFixture fx;
+    fx.mock.route("primary").then(Fault::ok("late but fine").delayed(300ms));
+    fx.mock.route("secondary").otherwise(Fault::status(500));
+    RouteOptions hedged;
+    hedged.hedge_after = 50ms;
+    Router router{fx.options(), Route{"primary", fx.openai("primary"), fx.http, hedged},
+                  Route{"secondary", fx.anthropic("secondary"), fx.http}};
+    Completion c;
+    router.submit(fx.loop, ask(), c.callback());
+    drive(fx.loop, *fx.clock, [&] { return fx.mock.route("primary").requests() == 1; });
+    fx.clock->advance(50ms);
+    for (int i = 0; i < 1000 && !c.done(); ++i) fx.loop.run_once(20ms);
+    REQUIRE(c.done());
+    REQUIRE(*c.result);
+    CHECK((*c.result)->route == "primary");
+    REQUIRE((*c.result)->attempts.size() == 2);
+    CHECK((*c.result)->attempts[0].route == "secondary");
+    CHECK((*c.result)->attempts[0].reason == Reason::server_error);
+    CHECK((*c.result)->attempts[1].route == "primary");
+    CHECK(fx.mock.route("secondary").requests() == 1);  // a 500 is retried normally; not in a race
+}

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -42,6 +43,11 @@ struct RouteOptions {
     std::chrono::milliseconds min_attempt_time{500};   ///< less than this left: the route is skipped (insufficient_time)
     double deadline_weight = 1.0;                      ///< share of the chain deadline, against later routes' weights
     std::chrono::milliseconds first_token_timeout{15000};  ///< a stream: its first delta must come within this
+    /// Hedging, async driver only (Router::submit; off by default): when the first attempt on
+    /// this route has not answered after this long, the next eligible route starts in
+    /// parallel; the first answer wins and the other transfer is cancelled. Paid from this
+    /// route's retry budget like a retry after a timeout; no budget, no hedge.
+    std::optional<std::chrono::milliseconds> hedge_after{};
     std::chrono::milliseconds stream_idle_timeout{30000};  ///< a stream: the longest gap between deltas after the first
     int repair_attempts = 1;                           ///< schema repair turns (each uses one of max_attempts)
     BreakerOptions breaker{};
@@ -69,6 +75,7 @@ struct RouteOptions {
         if (connect_timeout.count() <= 0) bad("connect_timeout", std::to_string(connect_timeout.count()) + " ms");
         if (min_attempt_time.count() < 0) bad("min_attempt_time", std::to_string(min_attempt_time.count()) + " ms");
         if (first_token_timeout.count() <= 0) bad("first_token_timeout", std::to_string(first_token_timeout.count()) + " ms");
+        if (hedge_after && hedge_after->count() <= 0) bad("hedge_after", std::to_string(hedge_after->count()) + " ms");
         if (stream_idle_timeout.count() <= 0) bad("stream_idle_timeout", std::to_string(stream_idle_timeout.count()) + " ms");
         if (!(deadline_weight > 0.0 && deadline_weight <= 1e6)) bad("deadline_weight", std::to_string(deadline_weight) + " (0..1e6]");
         if (repair_attempts < 0) bad("repair_attempts", std::to_string(repair_attempts));

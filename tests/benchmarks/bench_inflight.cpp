@@ -235,6 +235,16 @@ void judge(Batch& b, const Result<ChatResponse>& r) {
     }
 }
 
+// Turns `loop` until `n` are finished or the batch limit passes, noting turns and the peak in flight.
+void drive(EventLoop& loop, Batch& b, const std::size_t& finished, std::size_t n) {
+    const auto limit = SteadyClock::now() + kBatchLimit;
+    while (finished < n && SteadyClock::now() < limit) {
+        loop.run_once(100ms);
+        ++b.turns;
+        b.peak_in_flight = std::max(b.peak_in_flight, loop.transfers());
+    }
+}
+
 // ---- (a) async: Router::submit on one EventLoop --------------------------------------------
 
 Batch run_async(const std::string& base, std::size_t n) {
@@ -253,12 +263,7 @@ Batch run_async(const std::string& base, std::size_t n) {
             ++finished;
         });
     m.submitted();
-    const auto limit = SteadyClock::now() + kBatchLimit;
-    while (finished < n && SteadyClock::now() < limit) {
-        loop.run_once(100ms);
-        ++b.turns;
-        b.peak_in_flight = std::max(b.peak_in_flight, loop.transfers());
-    }
+    drive(loop, b, finished, n);
     m.stop();
     if (finished < n) b.unfinished(n - finished);
     return b;  // the loop ends what is left (as cancelled) after the measurement
@@ -297,12 +302,7 @@ Batch run_loop(const std::string& base, std::size_t n) {
         });
     }
     m.submitted();
-    const auto limit = SteadyClock::now() + kBatchLimit;
-    while (finished < n && SteadyClock::now() < limit) {
-        loop.run_once(100ms);
-        ++b.turns;
-        b.peak_in_flight = std::max(b.peak_in_flight, loop.transfers());
-    }
+    drive(loop, b, finished, n);
     m.stop();
     if (finished < n) b.unfinished(n - finished);
     return b;

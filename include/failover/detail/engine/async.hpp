@@ -22,6 +22,7 @@
 #include <stop_token>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "failover/detail/engine/admission.hpp"
 #include "failover/detail/engine/chain.hpp"
@@ -51,7 +52,10 @@ public:
     virtual ~AsyncVisitBase() = default;
     virtual bool begin() = 0;
     virtual Order plan() = 0;
-    virtual Order finish(Result<ChatResponse> outcome) = 0;
+    virtual Order finish(Result<ChatResponse> outcome, bool racing) = 0;
+    virtual const std::string& route_name() const noexcept = 0;
+    virtual std::optional<std::chrono::milliseconds> hedge_after() const noexcept = 0;
+    virtual bool spend_hedge() noexcept = 0;
     /// Starts the planned attempt's exchange; `done` runs later on the loop's thread, once.
     virtual void exchange(EventLoop& loop, const Deadline& d, std::function<void(Result<ChatResponse>)> done) = 0;
 };
@@ -62,7 +66,12 @@ public:
     AsyncVisit(R& route, RequestState& rs) : route_(route), rs_(rs), visit_(route, rs) {}
     bool begin() override { return visit_.begin(); }
     Order plan() override { return visit_.plan(); }
-    Order finish(Result<ChatResponse> outcome) override { return visit_.finish(std::move(outcome)); }
+    Order finish(Result<ChatResponse> outcome, bool racing) override {
+        return visit_.finish(std::move(outcome), false, racing);
+    }
+    const std::string& route_name() const noexcept override { return visit_.route_name(); }
+    std::optional<std::chrono::milliseconds> hedge_after() const noexcept override { return visit_.hedge_after(); }
+    bool spend_hedge() noexcept override { return visit_.spend_hedge(); }
 
     void exchange(EventLoop& loop, const Deadline& d, std::function<void(Result<ChatResponse>)> done) override {
         if constexpr (!R::is_http) {
@@ -184,42 +193,168 @@ private:
 
     void pass() {
         if (auto cancelled = before_pass(*rs_)) return complete(std::move(*cancelled));
+        reached_ = 0;
         next_route();
+    }
+
+    // One route's visit in progress; two at once while a hedge races the route it hedges.
+    struct Leg {
+        int id = 0;
+        std::size_t position = 0;
+        std::unique_ptr<AsyncVisitBase> visit{};
+        std::optional<std::stop_source> stop{};  // this attempt's own cancel (the loser of a race)
+        bool in_flight = false;
+        bool hedged = false;  // a hedge was armed for this visit (one per visit)
+    };
+
+    Leg* leg(int id) noexcept {
+        for (auto& l : legs_)
+            if (l.id == id) return &l;
+        return nullptr;
+    }
+    void drop(int id) {
+        for (auto it = legs_.begin(); it != legs_.end(); ++it)
+            if (it->id == id) {
+                reached_ = std::max(reached_, it->position);
+                legs_.erase(it);
+                return;
+            }
+    }
+    int start_leg(std::size_t position, std::unique_ptr<AsyncVisitBase> visit) {
+        Leg l;
+        l.id = next_leg_++;
+        l.position = position;
+        l.visit = std::move(visit);
+        legs_.push_back(std::move(l));
+        return legs_.back().id;
     }
 
     // Visits routes from rs.position on until one begins; past the end, the pass is over.
     void next_route() {
-        while (rs_->position < chain_.size) {
-            visit_ = chain_.visit(chain_.routes, rs_->position, *rs_);
-            if (visit_->begin()) return attempt();
-            visit_.reset();
-            ++rs_->position;
+        for (; rs_->position < chain_.size; ++rs_->position) {
+            auto v = chain_.visit(chain_.routes, rs_->position, *rs_);
+            if (v->begin()) return attempt(start_leg(rs_->position, std::move(v)));
+            reached_ = rs_->position;
         }
         end_pass(Step::next);
     }
 
-    void attempt() {
-        const Order o = visit_->plan();
-        if (o.action != Action::send) return route_done(o.step);
+    void attempt(int id) {
+        Leg* l = leg(id);
+        const Order o = l->visit->plan();
+        if (o.action != Action::send) return leg_done(id, o.step);
+        l->stop.emplace();
+        Deadline d = o.deadline;
+        d.stop = l->stop->get_token();
+        l->in_flight = true;
+        arm_hedge(*l);
         auto self = shared_from_this();
-        visit_->exchange(loop_, o.deadline, [self](Result<ChatResponse> r) {
-            self->guard([&] { self->outcome(std::move(r)); });
+        l->visit->exchange(loop_, d, [self, id](Result<ChatResponse> r) {
+            self->guard([&] { self->outcome(id, std::move(r)); });
         });
     }
 
-    void outcome(Result<ChatResponse> r) {
-        const Order o = visit_->finish(std::move(r));
-        switch (o.action) {
-            case Action::wait_then: return wait(o.wait, [this] { attempt(); });
-            case Action::again: return attempt();
-            case Action::send:
-            case Action::done: return route_done(o.step);
-        }
+    // The first attempt of a route with hedge_after set: a timer to start the next route.
+    void arm_hedge(Leg& l) {
+        if (l.hedged || legs_.size() > 1 || hedge_timer_) return;
+        const auto after = l.visit->hedge_after();
+        if (!after || l.position + 1 >= chain_.size) return;
+        l.hedged = true;
+        auto self = shared_from_this();
+        hedge_timer_ = loop_.after(*after, [self, id = l.id] {
+            self->hedge_timer_.reset();
+            self->guard([&] { self->hedge(id); });
+        });
     }
 
-    void route_done(Step step) {
-        visit_.reset();
-        ++rs_->position;
+    // The hedge delay passed with leg `id` still waiting: the next route that is eligible
+    // starts beside it, if the hedged route's retry budget pays for it.
+    void hedge(int id) {
+        Leg* l = leg(id);
+        if (!l || !l->in_flight || legs_.size() > 1 || settling_) return;
+        const std::string& from = l->visit->route_name();
+        const std::size_t here = l->position;
+        for (std::size_t p = here + 1; p < chain_.size; ++p) {
+            rs_->position = p;  // the share of the deadline is counted from here
+            auto v = chain_.visit(chain_.routes, p, *rs_);
+            if (!v->begin()) continue;
+            if (!leg(id)->visit->spend_hedge()) break;  // no budget: no second request
+            rs_->pending_from = &from;
+            rs_->pending_reason = Reason::timeout;  // the hop's reason: the route was slow
+            rs_->position = here;
+            return attempt(start_leg(p, std::move(v)));
+        }
+        rs_->position = here;
+    }
+
+    void outcome(int id, Result<ChatResponse> r) {
+        Leg* l = leg(id);
+        if (!l) return;
+        l->in_flight = false;
+        if (completed_) {  // ended early (a hook threw): still one attempt and one metric, then gone
+            (void)l->visit->finish(r ? Result<ChatResponse>(Failure::of(Reason::cancelled, "the request had ended"))
+                                     : std::move(r),
+                                   true);
+            return drop(id);
+        }
+        if (hedge_timer_ && legs_.size() == 1) {  // answered before the hedge was due
+            loop_.cancel(*hedge_timer_);
+            hedge_timer_.reset();
+        }
+        if (settling_) {
+            // The loser of a race (or the other leg of a stopped request): listed, never the answer.
+            if (*settling_ == Step::answered && (r || r.error().reason == Reason::cancelled))
+                r = Failure::of(Reason::cancelled, "a hedged attempt on another route answered first");
+            else if (r)
+                r = Failure::of(Reason::cancelled, "the request had ended");
+            (void)l->visit->finish(std::move(r), true);
+            drop(id);
+            return settle();
+        }
+        const bool racing = std::any_of(legs_.begin(), legs_.end(), [&](const Leg& o) { return o.id != id && o.in_flight; });
+        if (!racing) {
+            const Order o = l->visit->finish(std::move(r), false);
+            switch (o.action) {
+                case Action::wait_then: return wait(o.wait, [this, id] { attempt(id); });
+                case Action::again: return attempt(id);
+                case Action::send:
+                case Action::done: return leg_done(id, o.step);
+            }
+            return;
+        }
+        const Order o = l->visit->finish(std::move(r), true);
+        drop(id);
+        if (o.step == Step::answered || o.step == Step::stop) {
+            // Won (or stopped): the other transfer is cancelled and listed before the end.
+            settling_ = o.step;
+            if (o.step == Step::stop) settled_failure_ = rs_->last_failure;
+            for (auto& other : legs_)
+                if (other.in_flight && other.stop) other.stop->request_stop();
+            return;
+        }
+        // This leg failed over; the other goes on alone and the chain resumes after both.
+    }
+
+    // Every leg of a settled race has ended: the answer gets the late attempts, or the stop
+    // keeps its own failure.
+    void settle() {
+        if (!legs_.empty()) return;
+        const Step step = *settling_;
+        settling_.reset();
+        if (step == Step::answered && rs_->answer) {
+            for (auto& a : rs_->attempts) rs_->answer->attempts.push_back(std::move(a));
+            rs_->attempts.clear();
+        } else if (settled_failure_) {
+            rs_->last_failure = std::move(settled_failure_);
+        }
+        settled_failure_.reset();
+        end_pass(step);
+    }
+
+    void leg_done(int id, Step step) {
+        drop(id);
+        if (!legs_.empty()) return;  // a racing leg goes on
+        rs_->position = reached_ + 1;
         if (step == Step::next) return next_route();
         end_pass(step);
     }
@@ -243,7 +378,9 @@ private:
     }
 
     void stopped() {
-        if (!timer_ || !loop_.cancel(*timer_)) return;  // a transfer in flight ends on its own stop
+        for (auto& l : legs_)
+            if (l.in_flight && l.stop) l.stop->request_stop();
+        if (!timer_ || !loop_.cancel(*timer_)) return;
         timer_.reset();
         std::exchange(then_, nullptr)();
     }
@@ -253,7 +390,11 @@ private:
         completed_ = true;
         on_stop_.reset();
         if (timer_) loop_.cancel(*timer_);
-        visit_.reset();
+        if (hedge_timer_) loop_.cancel(*hedge_timer_);
+        // A leg still in flight keeps its visit until its transfer returns (see outcome()).
+        for (auto& l : legs_)
+            if (l.in_flight && l.stop) l.stop->request_stop();
+        std::erase_if(legs_, [](const Leg& l) { return !l.in_flight; });
         slot_.reset();  // the next request may start
         try {
             done_(std::move(r));
@@ -273,7 +414,12 @@ private:
     std::optional<RequestState> rs_{};
     std::optional<Admission::Slot> slot_{};
     std::optional<Clock::time_point> admit_until_{};
-    std::unique_ptr<AsyncVisitBase> visit_{};
+    std::vector<Leg> legs_{};
+    int next_leg_ = 1;
+    std::size_t reached_ = 0;                   // the furthest route visited in this pass
+    std::optional<Step> settling_{};            // a race ended: waiting for the other leg
+    std::optional<Failure> settled_failure_{};  // the stop that ended it
+    std::optional<EventLoop::TimerId> hedge_timer_{};
     std::optional<EventLoop::TimerId> timer_{};
     std::function<void()> then_{};
     std::optional<std::stop_callback<std::function<void()>>> on_stop_{};

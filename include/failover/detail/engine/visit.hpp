@@ -126,13 +126,20 @@ public:
         return {Action::send, Step::next, d, {}};
     }
 
+    /// Hedging (RouteOptions::hedge_after): the delay, and whether the retry budget pays for a
+    /// hedge now (as for a retry after a timeout, so an outage cannot double the traffic).
+    std::optional<std::chrono::milliseconds> hedge_after() const noexcept { return o_.hedge_after; }
+    bool spend_hedge() noexcept { return route_.retry_budget().try_spend(Reason::timeout); }
+    const std::string& route_name() const noexcept { return route_.name(); }
+
     /// The request to send now: the caller's, or the latest repair turn.
     const ChatRequest& request() const noexcept { return repaired_ ? *repaired_ : rs_.req; }
 
     /// The attempt's outcome: bookkeeping, then what the driver does next. `committed`: part of
     /// this attempt's answer already reached the caller (a stream past its first delta), so a
-    /// failure can no longer be retried or failed over invisibly.
-    Order finish(Result<ChatResponse> outcome, bool committed = false) {
+    /// failure can no longer be retried or failed over invisibly. `racing`: a hedged attempt
+    /// runs beside this one, so a failure here is not retried or repaired (the other goes on).
+    Order finish(Result<ChatResponse> outcome, bool committed = false, bool racing = false) {
         const auto now = rs_.clock.now();
         const auto latency = std::chrono::duration_cast<std::chrono::nanoseconds>(now - t0_);
         std::string previous;  // the answer a gate turned down, for the repair turn
@@ -207,6 +214,10 @@ public:
         facts.route_end = end_;
         facts.deadline = rs_.deadline;
         Decision d = decide(f, facts, o_, rs_.jitter.uniform());
+        if (racing && (d.next == Next::retry || d.next == Next::repair)) {
+            d.next = Next::fail_over;
+            d.wait = {};
+        }
         if (committed && d.next != Next::stop) {
             // The caller has seen part of this answer: end with what it has, or (opted in)
             // restart on the next route, which the driver announces.
