@@ -504,3 +504,20 @@ TEST_CASE("a hedge that fails is not retried while the hedged route still runs, 
     CHECK((*c.result)->attempts[1].route == "primary");
     CHECK(fx.mock.route("secondary").requests() == 1);  // a 500 is retried normally; not in a race
 }
+
+TEST_CASE("a loop destroyed under running health checks hands recovery back to the breakers", "[async][health]") {
+    LoopbackFixture fx;
+    fx.mock.route("primary").then(Fault::hang());  // the probe is still out when the loop goes
+    Router router{fx.options(), Route{"primary", fx.openai("primary"), fx.http}};
+    CircuitBreaker& breaker = router.route<0>().breaker();
+    open_breaker(breaker, *fx.clock);
+    {
+        EventLoop loop{EventLoopOptions{.clock = fx.clock}};
+        router.start_health_checks(loop, HealthCheckOptions{.interval = 10s});
+        loop.run_once();
+        CHECK_FALSE(breaker.recovers_at());  // held
+    }
+    CHECK(breaker.recovers_at());  // the usual half-open probe again, not an open breaker forever
+    fx.clock->advance(breaker.last_open_duration() + 1s);
+    CHECK(breaker.try_acquire(fx.clock->now()).permit == CircuitBreaker::Permit::probe);
+}

@@ -144,10 +144,7 @@ public:
     }
     RouterCore(const RouterCore&) = delete;
     RouterCore& operator=(const RouterCore&) = delete;
-    ~RouterCore() {
-        std::lock_guard lock(health_mu_);
-        if (health_) health_->detach();
-    }
+    ~RouterCore() = default;
 
     /// Adds a sink. Safe while other threads route: they see it from their next request.
     void add_sink(std::shared_ptr<MetricsSink> s) {
@@ -160,7 +157,8 @@ public:
         sink_.store(std::move(next), std::memory_order_release);
     }
     /// Stops the active health checks, if any: breakers go back to their own half-open
-    /// probes at once. Thread-safe; the router's destructor does it too.
+    /// probes at once. Thread-safe (but not from a sink's record(), which runs under the
+    /// checks' lock); the router's destructor does it too.
     void stop_health_checks() {
         std::lock_guard lock(health_mu_);
         if (health_) health_->stop();
@@ -210,6 +208,16 @@ protected:
         return answer;
     }
 
+    // The derived routers' destructors call this while their routes still exist: the checks
+    // release their holds and never reach the router again.
+    void detach_health_checks() noexcept {
+        std::lock_guard lock(health_mu_);
+        try {
+            if (health_) health_->detach();
+        } catch (...) {  // no memory to post the timer's cancel: the timer then finds the router gone
+        }
+        health_.reset();
+    }
     // Replaces the health checks with ones over `routes` on `loop`.
     void start_checks(EventLoop& loop, HealthCheckOptions o, std::vector<engine::CheckedRoute> routes) {
         if (o.interval.count() <= 0 || o.timeout.count() <= 0)
@@ -286,6 +294,9 @@ public:
             routes_);
         set_routes(names, weights);
     }
+    ~Router() { detach_health_checks(); }
+    Router(const Router&) = delete;
+    Router& operator=(const Router&) = delete;
 
     /// Sends the request down the chain. Never throws; every outcome is a value. Thread-safe.
     /// A stop request on `stop` (from any thread) ends it at once with reason cancelled.
@@ -428,6 +439,9 @@ public:
         }
         set_routes(names, weights);
     }
+    ~DynamicRouter() { detach_health_checks(); }
+    DynamicRouter(const DynamicRouter&) = delete;
+    DynamicRouter& operator=(const DynamicRouter&) = delete;
 
     /// Sends the request down the chain. Never throws; every outcome is a value. Thread-safe.
     /// A stop request on `stop` ends it at once with reason cancelled.

@@ -271,13 +271,16 @@ private:
     // starts beside it, if the hedged route's retry budget pays for it.
     void hedge(int id) {
         Leg* l = leg(id);
-        if (!l || !l->in_flight || legs_.size() > 1 || settling_) return;
+        if (!l || !l->in_flight || legs_.size() > 1 || settling_ || loop_.closing()) return;
         const std::string& from = l->visit->route_name();
         const std::size_t here = l->position;
         for (std::size_t p = here + 1; p < chain_.size; ++p) {
             rs_->position = p;  // the share of the deadline is counted from here
             auto v = chain_.visit(chain_.routes, p, *rs_);
-            if (!v->begin()) continue;
+            if (!v->begin()) {
+                reached_ = std::max(reached_, p);  // skipped (and reported) once in this pass
+                continue;
+            }
             if (!leg(id)->visit->spend_hedge()) break;  // no budget: no second request
             rs_->pending_from = &from;
             rs_->pending_reason = Reason::timeout;  // the hop's reason: the route was slow

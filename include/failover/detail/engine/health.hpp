@@ -39,7 +39,7 @@ struct CheckedRoute {
     const std::string* name = nullptr;
     CircuitBreaker* breaker = nullptr;
     std::chrono::milliseconds connect_timeout{};
-    const CurlOptions* transport = nullptr;
+    CurlOptions transport{};  // a copy: a probe in flight never points into a route
     std::function<Result<HttpRequest>(const ChatRequest&)> encode{};
     std::function<Result<ChatResponse>(const ChatRequest&, Result<HttpResponse>&&, std::chrono::system_clock::time_point)>
         interpret{};
@@ -55,7 +55,7 @@ std::optional<CheckedRoute> checked_route(R& r) {
         c.name = &r.name();
         c.breaker = &r.breaker();
         c.connect_timeout = r.options().connect_timeout;
-        c.transport = &r.transport().options();
+        c.transport = r.transport().options();
         c.encode = [&r](const ChatRequest& probe) { return prepare(r.adapter(), probe); };
         c.interpret = [&r](const ChatRequest& probe, Result<HttpResponse>&& res, std::chrono::system_clock::time_point wall) {
             return interpret(r.adapter(), probe, std::move(res), wall);
@@ -106,9 +106,10 @@ public:
             loop_.post([self] { self->cancel_timer(); });
         }
     }
-    /// Any thread: the router is going away; nothing of it is touched from here on.
+    /// Any thread, while the routes still exist (the router's destructor, before its members
+    /// go): the holds are released and nothing of the router is touched from here on.
     void detach() {
-        stop();
+        stop();  // the routes still exist here
         std::lock_guard lock(mu_);
         router_gone_ = true;
     }
@@ -125,6 +126,8 @@ private:
         timer_.reset();
         if (loop_.closing()) {
             loop_gone_ = true;
+            if (running_ && !router_gone_)
+                for (auto& r : routes_) r.breaker->hold_for_health_checks(false);  // recovery back to the breakers
             running_ = false;
         }
         if (!running_ || router_gone_) return;
@@ -141,7 +144,7 @@ private:
             d.connect_timeout = std::min(r.connect_timeout, options_.timeout);
             r.probing = true;
             auto self = shared_from_this();
-            loop_.send(*r.transport, std::move(*http), d, [self, i, t0 = clock_.now()](Result<HttpResponse> res) {
+            loop_.send(r.transport, std::move(*http), d, [self, i, t0 = clock_.now()](Result<HttpResponse> res) {
                 self->probed(i, t0, std::move(res));
             });
         }
