@@ -230,13 +230,7 @@ protected:
         loop.post([h] { h->start(); });
     }
     void emit(const Event& e) noexcept {
-        std::shared_ptr<MetricsSink> sink = sink_.load(std::memory_order_acquire);
-        if (!sink) return;
-        try {
-            sink->record(e);
-        } catch (...) {
-            sink_errors_.fetch_add(1, std::memory_order_relaxed);
-        }
+        engine::record_event(sink_.load(std::memory_order_acquire).get(), sink_errors_, e);
     }
 
     // Names must be unique; the weights decide each route's share of the deadline.

@@ -61,6 +61,7 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <mutex>
 #include <sstream>
 #include <string>
@@ -235,6 +236,15 @@ void judge(Batch& b, const Result<ChatResponse>& r) {
     }
 }
 
+// The adapter's request for the wire, or a failure counted as a finished request.
+std::optional<HttpRequest> encoded(const OpenAI& adapter, const ChatRequest& req, Batch& b, std::size_t& finished) {
+    auto enc = adapter.encode(req);
+    if (enc) return std::move(*enc);
+    b.fail("encode: " + enc.error().message);
+    ++finished;
+    return std::nullopt;
+}
+
 // Turns `loop` until `n` are finished or the batch limit passes, noting turns and the peak in flight.
 void drive(EventLoop& loop, Batch& b, const std::size_t& finished, std::size_t n) {
     const auto limit = SteadyClock::now() + kBatchLimit;
@@ -284,12 +294,8 @@ Batch run_loop(const std::string& base, std::size_t n) {
     Meter m(b);
     m.start();
     for (std::size_t i = 0; i < n; ++i) {
-        auto enc = adapter.encode(req);
-        if (!enc) {
-            b.fail("encode: " + enc.error().message);
-            ++finished;
-            continue;
-        }
+        auto enc = encoded(adapter, req, b, finished);
+        if (!enc) continue;
         loop.send(http.options(), std::move(*enc), d, [&b, &finished, &adapter, &req](Result<HttpResponse> r) {
             if (!r) {
                 b.fail(std::string(to_string(r.error().reason)) + ": " + r.error().message);
@@ -341,12 +347,8 @@ Batch run_bare(const std::string& base, std::size_t n) {
     m.start();
     std::vector<std::unique_ptr<BareTransfer>> xs(n);
     for (std::size_t i = 0; i < n; ++i) {
-        auto enc = adapter.encode(req);
-        if (!enc) {
-            b.fail("encode: " + enc.error().message);
-            ++finished;
-            continue;
-        }
+        auto enc = encoded(adapter, req, b, finished);
+        if (!enc) continue;
         auto x = std::make_unique<BareTransfer>();
         x->http = std::move(*enc);
         for (const auto& [k, v] : x->http.headers) x->headers = curl_slist_append(x->headers, (k + ": " + v).c_str());

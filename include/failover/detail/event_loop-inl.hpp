@@ -100,6 +100,7 @@ public:
             auto first = timer_queue.begin();
             if (!closing && first->first.first > now) break;  // closing: every wait ends now
             std::function<void()> fn = std::move(first->second);
+            timer_at.erase(first->first.second);
             timer_queue.erase(first);
             n_timers.store(timer_queue.size(), std::memory_order_relaxed);
             run_guarded(fn);
@@ -112,18 +113,20 @@ public:
         const EventLoop::TimerId id = next_timer++;
         const auto at = options.clock->now() + std::max(delay, Clock::duration::zero());
         timer_queue.emplace(std::make_pair(at, id), std::move(fn));
+        timer_at.emplace(id, at);
         n_timers.store(timer_queue.size(), std::memory_order_relaxed);
         return id;
     }
 
+    // By the timer's due time, found through timer_at: no walk over the other timers (every
+    // answered hedged request cancels one).
     bool cancel_timer(EventLoop::TimerId id) noexcept {
-        for (auto it = timer_queue.begin(); it != timer_queue.end(); ++it) {
-            if (it->first.second != id) continue;
-            timer_queue.erase(it);
-            n_timers.store(timer_queue.size(), std::memory_order_relaxed);
-            return true;
-        }
-        return false;
+        const auto at = timer_at.find(id);
+        if (at == timer_at.end()) return false;
+        timer_queue.erase(std::make_pair(at->second, id));
+        timer_at.erase(at);
+        n_timers.store(timer_queue.size(), std::memory_order_relaxed);
+        return true;
     }
 
     // Completes a transfer that could not start: `done` runs at the next turn, never
@@ -133,10 +136,11 @@ public:
     }
 
     void send(const CurlOptions& opt, HttpRequest req, const Deadline& d, std::function<void(Result<HttpResponse>)> done) {
-        const std::string host(url_host(req.url));
-        if (closing) return refuse(std::move(done), Failure::of(Reason::cancelled, host + ": the event loop is shutting down"));
+        // The host names a failure; it is built only for one.
+        auto host = [&req] { return std::string(url_host(req.url)); };
+        if (closing) return refuse(std::move(done), Failure::of(Reason::cancelled, host() + ": the event loop is shutting down"));
         if (d.timeout.count() <= 0)
-            return refuse(std::move(done), Failure::of(Reason::timeout, "no time left for an attempt to " + host));
+            return refuse(std::move(done), Failure::of(Reason::timeout, "no time left for an attempt to " + host()));
         auto t = std::make_unique<LoopTransfer>();
         t->req = std::move(req);
         t->d = d;
@@ -170,7 +174,8 @@ public:
         if (curl_multi_add_handle(multi.get(), h) != CURLM_OK) {
             recycle(std::move(t->easy));
             return refuse(std::move(done), Failure::of(Reason::local_resource,
-                                                       "could not start a transfer to " + host + "; the request was not sent"));
+                                                       "could not start a transfer to " + std::string(url_host(t->req.url)) +
+                                                           "; the request was not sent"));
         }
         t->id = next_transfer++;
         t->done = std::move(done);
@@ -286,6 +291,7 @@ public:
     std::atomic<std::size_t> n_transfers{0};
     std::atomic<std::size_t> n_timers{0};
     std::map<std::pair<Clock::time_point, EventLoop::TimerId>, std::function<void()>> timer_queue{};
+    std::unordered_map<EventLoop::TimerId, Clock::time_point> timer_at{};  // the due time of each pending timer
     EventLoop::TimerId next_timer = 1;
     std::uint64_t next_transfer = 1;
     std::unordered_map<std::uint64_t, std::unique_ptr<LoopTransfer>> live{};

@@ -34,6 +34,16 @@ class Schema;
 
 namespace detail::engine {
 
+/// Sends `e` to `sink` (none: nothing); a sink that throws is counted in `errors`, never felt.
+inline void record_event(MetricsSink* sink, std::atomic<std::uint64_t>& errors, const Event& e) noexcept {
+    if (!sink) return;
+    try {
+        sink->record(e);
+    } catch (...) {
+        errors.fetch_add(1, std::memory_order_relaxed);
+    }
+}
+
 /// One request's walk through the chain.
 struct RequestState {
     RequestState(const ChatRequest& r, const RouterOptions& o, MetricsSink* k, std::atomic<std::uint64_t>& errors,
@@ -90,14 +100,7 @@ struct RequestState {
     }
 
     /// Sends an event to the sink; a sink that throws is counted, never felt.
-    void emit(const Event& e) noexcept {
-        if (!sink) return;
-        try {
-            sink->record(e);
-        } catch (...) {
-            sink_errors.fetch_add(1, std::memory_order_relaxed);
-        }
-    }
+    void emit(const Event& e) noexcept { record_event(sink, sink_errors, e); }
     std::chrono::nanoseconds remaining() const { return deadline - clock.now(); }
 
     /// The deadline weight of the routes from the current position on (0 when unknown).
