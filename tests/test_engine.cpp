@@ -104,6 +104,8 @@ std::map<std::string, std::vector<Failure>> signals() {
         {"breaker open, cooling down, not approved, over budget, window too small",
          {Failure::of(Reason::breaker_open), Failure::of(Reason::cooling_down), Failure::of(Reason::not_approved),
           Failure::of(Reason::budget_exceeded), Failure::of(Reason::context_window)}},
+        {"a route at its own request or token rate limit (`RouteOptions::rate_limit`)",
+         {Failure::of(Reason::local_rate_limit)}},
         {"cache route without an answer", {Failure::of(Reason::cache_miss)}},
         {"less than `min_attempt_time` left for an HTTP route", {Failure::of(Reason::insufficient_time)}},
         {"no time left", {Failure::of(Reason::deadline_exceeded)}},
@@ -263,37 +265,59 @@ TEST_CASE("engine: eligibility skips a route for the first reason that applies, 
     const auto tokens = [] { return std::int64_t{1003}; };
     const auto rich = [](double) { return true; };
     const auto poor = [](double) { return false; };
+    const auto room = [](std::int64_t) { return RateLimiter::Room{}; };
     const ChainFacts chain{req, std::nullopt, 0};
     RouteOptions o;
     o.data_classes = {"pii"};
-    CHECK_FALSE(eligibility(o, true, chain, now, {}, now + 60s, tokens, rich));
+    CHECK_FALSE(eligibility(o, true, chain, now, {}, now + 60s, tokens, rich, room));
 
     RouteOptions public_only;
     public_only.data_classes = {"public"};
-    auto skip = eligibility(public_only, true, chain, now, {}, now + 60s, tokens, rich);
+    auto skip = eligibility(public_only, true, chain, now, {}, now + 60s, tokens, rich, room);
     REQUIRE(skip);
     CHECK(skip->reason == Reason::not_approved);
     CHECK(skip->message.find("pii") != std::string::npos);
 
     RouteOptions small = o;
     small.context_window = 1000;
-    CHECK(eligibility(small, true, chain, now, {}, now + 60s, tokens, rich)->reason == Reason::context_window);
+    CHECK(eligibility(small, true, chain, now, {}, now + 60s, tokens, rich, room)->reason == Reason::context_window);
 
     RouteOptions priced = o;
     priced.price = {2.5, 10.0};
-    CHECK(eligibility(priced, true, chain, now, {}, now + 60s, tokens, poor)->reason == Reason::budget_exceeded);
-    CHECK_FALSE(eligibility(o, true, chain, now, {}, now + 60s, tokens, poor));  // a free route needs no budget
+    CHECK(eligibility(priced, true, chain, now, {}, now + 60s, tokens, poor, room)->reason == Reason::budget_exceeded);
+    CHECK_FALSE(eligibility(o, true, chain, now, {}, now + 60s, tokens, poor, room));  // a free route needs no budget
 
-    skip = eligibility(o, true, chain, now, now + 5s, now + 60s, tokens, rich);
+    skip = eligibility(o, true, chain, now, now + 5s, now + 60s, tokens, rich, room);
     REQUIRE(skip);
     CHECK(skip->reason == Reason::cooling_down);
     CHECK(skip->recovers_at == now + 5s);
 
-    skip = eligibility(o, true, chain, now, {}, now + 100ms, tokens, rich);
+    skip = eligibility(o, true, chain, now, {}, now + 100ms, tokens, rich, room);
     REQUIRE(skip);
     CHECK(skip->reason == Reason::insufficient_time);
-    CHECK_FALSE(eligibility(o, /*http=*/false, chain, now, {}, now + 100ms, tokens, rich));  // a canned reply still answers
+    CHECK_FALSE(eligibility(o, /*http=*/false, chain, now, {}, now + 100ms, tokens, rich, room));  // a canned reply still answers
+
+    // A route at its own rate limit: skipped until its buckets have room, or for good when
+    // the request alone is over a minute's tokens. Tokens asked: the prompt and the output.
+    RouteOptions limited = o;
+    limited.rate_limit.tokens_per_minute = 2000;
+    std::int64_t asked = 0;
+    const auto full = [&](std::int64_t t) {
+        asked = t;
+        return RateLimiter::Room{false, now + 2s};
+    };
+    skip = eligibility(limited, true, chain, now, {}, now + 60s, tokens, rich, full);
+    REQUIRE(skip);
+    CHECK(skip->reason == Reason::local_rate_limit);
+    CHECK(skip->recovers_at == now + 2s);
+    CHECK(asked == 1003 + limited.expected_output_tokens);
+    skip = eligibility(limited, true, chain, now, {}, now + 60s, tokens, rich,
+                       [](std::int64_t) { return RateLimiter::Room{false, std::nullopt}; });
+    REQUIRE(skip);
+    CHECK(skip->reason == Reason::local_rate_limit);
+    CHECK_FALSE(skip->recovers_at);
+    CHECK_FALSE(eligibility(o, true, chain, now, {}, now + 60s, tokens, rich, full));  // no limit: not asked
 
     const ChainFacts strict_floor{req, 2, 0};
-    CHECK(eligibility(o, true, strict_floor, now, {}, now + 60s, tokens, rich)->reason == Reason::not_approved);
+    CHECK(eligibility(o, true, strict_floor, now, {}, now + 60s, tokens, rich, room)->reason == Reason::not_approved);
 }

@@ -49,6 +49,7 @@ enum class Reason {
     tool_call_invalid,   ///< a tool call names a tool not offered, or its arguments break the tool's schema
     breaker_open,        ///< skip: the route's circuit breaker is open
     cooling_down,        ///< skip: the route is cooling down after a long Retry-After
+    local_rate_limit,    ///< skip: the route is at its own request or token rate limit (RouteOptions::rate_limit)
     not_approved,        ///< skip: route not approved for the request's data
     budget_exceeded,     ///< skip: the tenant cannot afford the route
     context_window,      ///< skip: the route's window is too small for the request
@@ -94,6 +95,7 @@ constexpr std::string_view to_string(Reason r) noexcept {
         case Reason::tool_call_invalid: return "tool_call_invalid";
         case Reason::breaker_open: return "breaker_open";
         case Reason::cooling_down: return "cooling_down";
+        case Reason::local_rate_limit: return "local_rate_limit";
         case Reason::not_approved: return "not_approved";
         case Reason::budget_exceeded: return "budget_exceeded";
         case Reason::context_window: return "context_window";
@@ -136,6 +138,7 @@ constexpr bool is_skip_reason(Reason r) noexcept {
     switch (r) {
         case Reason::breaker_open:
         case Reason::cooling_down:
+        case Reason::local_rate_limit:
         case Reason::not_approved:
         case Reason::budget_exceeded:
         case Reason::context_window:

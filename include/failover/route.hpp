@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <mutex>
@@ -24,6 +25,7 @@
 #include "failover/breaker.hpp"
 #include "failover/budget.hpp"
 #include "failover/clock.hpp"
+#include "failover/rate_limit.hpp"
 #include "failover/retry.hpp"
 #include "failover/transport.hpp"
 #include "failover/version.hpp"
@@ -52,6 +54,7 @@ struct RouteOptions {
     int repair_attempts = 1;                           ///< schema repair turns (each uses one of max_attempts)
     BreakerOptions breaker{};
     RetryBudgetOptions retry_budget{};
+    RateLimit rate_limit{};                            ///< the route's own requests / tokens per minute (0: none); at it: skipped
     Price price{};                                     ///< per million tokens; charged to the tenant's budget
     std::int64_t expected_output_tokens = 512;         ///< for the cost estimate when the request sets no max_tokens
     std::vector<std::string> data_classes{};           ///< data classes this route is approved for ("*": any)
@@ -85,10 +88,30 @@ struct RouteOptions {
         if (context_window < 0) bad("context_window", std::to_string(context_window));
         try {
             breaker.validate();
+            rate_limit.validate();
         } catch (const std::invalid_argument& e) {
             throw std::invalid_argument("failover: route '" + std::string(route) + "': " + e.what());
         }
     }
+};
+
+/// A route's load as load balancing sees it.
+struct RouteLoad {
+    int in_flight = 0;                                 ///< attempts in flight now, from every request
+    std::optional<std::chrono::nanoseconds> latency{};  ///< moving average of attempt latency (none yet: nullopt)
+};
+
+/// How a RouteGroup orders its deployments for a request.
+enum class Balance {
+    weighted,    ///< at random, in proportion to GroupOptions::weights
+    least_busy,  ///< fewest attempts in flight first (ties at random)
+    latency,     ///< power of two choices by latency average x (in flight + 1); unmeasured first
+};
+
+/// A RouteGroup's behaviour.
+struct GroupOptions {
+    Balance balance = Balance::weighted;
+    std::vector<double> weights{};  ///< one per deployment, > 0 (empty: equal); used by Balance::weighted
 };
 
 /// One link of the chain. `A` is an HttpAdapter with transport `T`, or a LocalAdapter.
@@ -139,6 +162,23 @@ public:
     const RouteOptions& options() const noexcept { return opts_; }
     CircuitBreaker& breaker() const noexcept { return state_->breaker; }
     RetryBudget& retry_budget() const noexcept { return state_->budget; }
+    RateLimiter& rate_limiter() const noexcept { return state_->limiter; }
+    /// What load balancing reads: attempts in flight now and the latency average.
+    RouteLoad load() const noexcept {
+        const double ns = state_->latency_ns.load(std::memory_order_relaxed);
+        return {state_->in_flight.load(std::memory_order_relaxed),
+                ns < 0 ? std::nullopt : std::optional<std::chrono::nanoseconds>(static_cast<std::int64_t>(ns))};
+    }
+    /// An attempt starts (+1) or ends (-1) on this route.
+    void count_in_flight(int delta) const noexcept { state_->in_flight.fetch_add(delta, std::memory_order_relaxed); }
+    /// Folds one attempt's latency into the route's moving average (weight 0.2 for the newest).
+    void record_latency(std::chrono::nanoseconds d) const noexcept {
+        const double x = static_cast<double>(d.count());
+        double cur = state_->latency_ns.load(std::memory_order_relaxed);
+        while (!state_->latency_ns.compare_exchange_weak(cur, cur < 0 ? x : cur + 0.2 * (x - cur),
+                                                         std::memory_order_relaxed)) {
+        }
+    }
 
     /// gen_ai.system of the adapter ("" when it does not say).
     std::string_view provider() const noexcept {
@@ -180,9 +220,12 @@ public:
 
 private:
     struct State {
-        explicit State(const RouteOptions& o) : breaker(o.breaker), budget(o.retry_budget) {}
+        explicit State(const RouteOptions& o) : breaker(o.breaker), budget(o.retry_budget), limiter(o.rate_limit) {}
         CircuitBreaker breaker{};
         RetryBudget budget{};
+        RateLimiter limiter;
+        std::atomic<int> in_flight{0};
+        std::atomic<double> latency_ns{-1.0};  // moving average of attempt latency; < 0: no sample yet
         std::atomic<Clock::duration::rep> cooldown{0};
         std::mutex notes_mutex{};
         std::vector<std::weak_ptr<const Schema>> noted{};  // schemas already reported by first_notice

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
-// The chain of responsibility. Router<Route...> holds its routes in a tuple and
-// folds over them for each request; DynamicRouter does the same over AnyRoutes
-// built at run time; the free route_with_fallback runs a one-off chain. Each is
+// The chain of responsibility. Router<Route...> holds its links (Routes and
+// RouteGroups) in a tuple and folds over them for each request; DynamicRouter
+// does the same over AnyRoutes and RouteGroups built at run time; the free
+// route_with_fallback runs a one-off chain. Each is
 // a thin face over the engine (detail/engine/): the decisions (eligibility, the
 // deadline share, the breaker table, retry / repair / fail over / stop) are
 // plain functions in decide.hpp, a RouteVisit keeps the books, and the blocking
@@ -25,11 +26,13 @@
 #include <stop_token>
 #include <string>
 #include <tuple>
+#include <variant>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "failover/adapter.hpp"
+#include "failover/any_route.hpp"
 #include "failover/event_loop.hpp"
 #include "failover/detail/engine/admission.hpp"
 #include "failover/detail/engine/async.hpp"
@@ -42,6 +45,7 @@
 #include "failover/request.hpp"
 #include "failover/response.hpp"
 #include "failover/route.hpp"
+#include "failover/route_group.hpp"
 #include "failover/router_options.hpp"
 #include "failover/stream.hpp"
 #include "failover/version.hpp"
@@ -49,71 +53,6 @@
 FAILOVER_BEGIN_NAMESPACE
 
 namespace detail {
-struct AnyRouteAccess;
-}
-
-/// A route of any adapter and transport type, for chains built at run time
-/// (from configuration, from the API keys present, ...). Costs one virtual
-/// call per route visit.
-class AnyRoute {
-public:
-    template <class A, class T>
-    AnyRoute(Route<A, T> r) : p_(std::make_unique<Model<Route<A, T>>>(std::move(r))) {}  // NOLINT(google-explicit-constructor)
-
-    const std::string& name() const noexcept { return p_->name(); }
-    CircuitBreaker& breaker() const noexcept { return p_->breaker(); }
-    RetryBudget& retry_budget() const noexcept { return p_->retry_budget(); }
-    const RouteOptions& options() const noexcept { return p_->options(); }
-    /// True when the route calls a provider over a transport.
-    bool is_http() const noexcept { return p_->is_http(); }
-
-private:
-    friend struct detail::AnyRouteAccess;
-    struct Concept {
-        virtual ~Concept() = default;
-        virtual detail::engine::Step run(detail::engine::RequestState& rs) = 0;
-        virtual detail::engine::Step run_stream(detail::engine::RequestState& rs, detail::engine::StreamDelivery& out) = 0;
-        virtual std::unique_ptr<detail::engine::AsyncVisitBase> async_visit(detail::engine::RequestState& rs) = 0;
-        virtual std::optional<detail::engine::CheckedRoute> checked() = 0;
-        virtual const std::string& name() const noexcept = 0;
-        virtual CircuitBreaker& breaker() const noexcept = 0;
-        virtual RetryBudget& retry_budget() const noexcept = 0;
-        virtual const RouteOptions& options() const noexcept = 0;
-        virtual bool is_http() const noexcept = 0;
-    };
-    template <class R>
-    struct Model final : Concept {
-        explicit Model(R r) : route(std::move(r)) {}
-        detail::engine::Step run(detail::engine::RequestState& rs) override { return detail::engine::run_route(route, rs); }
-        detail::engine::Step run_stream(detail::engine::RequestState& rs, detail::engine::StreamDelivery& out) override {
-            return detail::engine::run_route_stream(route, rs, out);
-        }
-        std::unique_ptr<detail::engine::AsyncVisitBase> async_visit(detail::engine::RequestState& rs) override {
-            return std::make_unique<detail::engine::AsyncVisit<R>>(route, rs);
-        }
-        std::optional<detail::engine::CheckedRoute> checked() override { return detail::engine::checked_route(route); }
-        const std::string& name() const noexcept override { return route.name(); }
-        CircuitBreaker& breaker() const noexcept override { return route.breaker(); }
-        RetryBudget& retry_budget() const noexcept override { return route.retry_budget(); }
-        const RouteOptions& options() const noexcept override { return route.options(); }
-        bool is_http() const noexcept override { return R::is_http; }
-        R route{};
-    };
-    std::unique_ptr<Concept> p_{};
-};
-
-namespace detail {
-struct AnyRouteAccess {
-    static engine::Step run(AnyRoute& r, engine::RequestState& rs) { return r.p_->run(rs); }
-    static engine::Step run_stream(AnyRoute& r, engine::RequestState& rs, engine::StreamDelivery& out) {
-        return r.p_->run_stream(rs, out);
-    }
-    static std::unique_ptr<engine::AsyncVisitBase> async_visit(AnyRoute& r, engine::RequestState& rs) {
-        return r.p_->async_visit(rs);
-    }
-    static std::optional<engine::CheckedRoute> checked(AnyRoute& r) { return r.p_->checked(); }
-};
-
 /// weight_suffix[i]: the deadline weights of the HTTP routes from position i on, from
 /// (is_http, deadline_weight) of each route in order.
 inline std::vector<double> weight_suffix(const std::vector<std::pair<bool, double>>& routes) {
@@ -258,8 +197,9 @@ private:
 };
 }  // namespace detail
 
-/// A fallback chain over a fixed list of routes, built with CTAD. The fold over
-/// the Route pack is the chain of responsibility; no virtual calls.
+/// A fallback chain over a fixed list of links (Routes and RouteGroups), built with
+/// CTAD. The fold over the pack is the chain of responsibility; no virtual calls for
+/// routes (a group's deployments are AnyRoutes).
 /// @code
 /// Router router{
 ///   Route{"primary", OpenAI{{.model = "gpt-4o", .api_key = env("OPENAI_API_KEY")}}, http},
@@ -280,10 +220,12 @@ public:
         : RouterCore(std::move(opts)), routes_(std::move(routes)...) {
         std::vector<const std::string*> names;
         std::vector<std::pair<bool, double>> weights;
+        std::uint32_t link = 0;
         std::apply(
             [&](auto&... r) {
-                (names.push_back(&r.name()), ...);
-                (weights.emplace_back(std::decay_t<decltype(r)>::is_http, r.options().deadline_weight), ...);
+                (detail::add_names(r, names), ...);
+                (detail::add_weights(r, weights), ...);
+                ((add_slots(link++, detail::slots_of(r))), ...);
             },
             routes_);
         set_routes(names, weights);
@@ -331,7 +273,7 @@ public:
     /// std::future<failover::Result<failover::ChatResponse>> a = router.submit(loop, req);
     /// @endcode
     std::future<Result<ChatResponse>> submit(EventLoop& loop, ChatRequest req, std::stop_token stop = {}) {
-        static_assert((detail::engine::runs_on_loop<Routes> && ...),
+        static_assert((detail::link_runs_on_loop<Routes> && ...),
                       "failover::Router::submit: every HTTP route must use a CurlTransport");
         return run_async(loop, std::move(req), std::move(stop), async_chain());
     }
@@ -339,7 +281,7 @@ public:
     /// Failure; it must not block the loop.
     void submit(EventLoop& loop, ChatRequest req, std::function<void(Result<ChatResponse>)> done,
                 std::stop_token stop = {}) {
-        static_assert((detail::engine::runs_on_loop<Routes> && ...),
+        static_assert((detail::link_runs_on_loop<Routes> && ...),
                       "failover::Router::submit: every HTTP route must use a CurlTransport");
         run_async(loop, std::move(req), std::move(stop), std::move(done), async_chain());
     }
@@ -354,29 +296,29 @@ public:
     /// Throws std::invalid_argument on a non-positive interval or timeout.
     void start_health_checks(EventLoop& loop, HealthCheckOptions options = {}) {
         std::vector<detail::engine::CheckedRoute> checked;
-        for_each_route([&](auto& r) {
-            if (auto c = detail::engine::checked_route(r)) checked.push_back(std::move(*c));
-        });
+        std::apply([&](auto&... r) { (detail::add_checked(r, checked), ...); }, routes_);
         start_checks(loop, std::move(options), std::move(checked));
     }
 
-    /// Route `I` of the chain, e.g. to read its breaker.
+    /// Link `I` of the chain (a Route or a RouteGroup), e.g. to read its breaker.
     template <std::size_t I>
     auto& route() noexcept { return std::get<I>(routes_); }
 
-    /// Calls f(route) for every route in order.
+    /// Calls f(route) for every route in order (a group's deployments, as AnyRoutes, in the
+    /// order the group was given them).
     template <class F>
     void for_each_route(F&& f) {
-        std::apply([&](auto&... r) { (f(r), ...); }, routes_);
+        std::apply([&](auto&... r) { (detail::for_each_in(r, f), ...); }, routes_);
     }
+    /// Links in the chain.
     static constexpr std::size_t size() noexcept { return sizeof...(Routes); }
 
-    /// Visits routes in order while each says "next" (the fold of the chain).
+    /// Visits links in order while each says "next" (the fold of the chain).
     template <class... Rs>
     static detail::engine::Step visit_all(detail::engine::RequestState& rs, Rs&... r) {
         using detail::engine::Step;
         Step step = Step::next;
-        ((step == Step::next ? (void)(step = detail::engine::run_route(r, rs), ++rs.position) : (void)0), ...);
+        ((step == Step::next ? (void)(step = detail::visit_link(r, rs, detail::RunBlocking{rs})) : (void)0), ...);
         return step;
     }
     /// The same fold, streaming.
@@ -384,28 +326,34 @@ public:
     static detail::engine::Step stream_all(detail::engine::RequestState& rs, detail::engine::StreamDelivery& out, Rs&... r) {
         using detail::engine::Step;
         Step step = Step::next;
-        ((step == Step::next ? (void)(step = detail::engine::run_route_stream(r, rs, out), ++rs.position) : (void)0), ...);
+        ((step == Step::next ? (void)(step = detail::visit_link(r, rs, detail::RunStreaming{rs, out})) : (void)0), ...);
         return step;
     }
 
 private:
-    template <std::size_t I>
-    static std::unique_ptr<detail::engine::AsyncVisitBase> async_visit_of(void* routes, detail::engine::RequestState& rs) {
-        using R = std::tuple_element_t<I, std::tuple<Routes...>>;
-        return std::make_unique<detail::engine::AsyncVisit<R>>(std::get<I>(*static_cast<std::tuple<Routes...>*>(routes)), rs);
+    void add_slots(std::uint32_t link, std::size_t n) {
+        for (std::size_t k = 0; k < n; ++k) slots_.emplace_back(link, static_cast<std::uint32_t>(k));
     }
-    static std::unique_ptr<detail::engine::AsyncVisitBase> async_visit_at(void* routes, std::size_t i,
+    template <std::size_t I>
+    static std::unique_ptr<detail::engine::AsyncVisitBase> async_visit_of(Router& r, std::size_t k,
+                                                                          detail::engine::RequestState& rs) {
+        return detail::async_slot(std::get<I>(r.routes_), k, rs);
+    }
+    static std::unique_ptr<detail::engine::AsyncVisitBase> async_visit_at(void* self, std::size_t slot,
                                                                           detail::engine::RequestState& rs) {
         static constexpr auto table = []<std::size_t... I>(std::index_sequence<I...>) {
             return std::array{&async_visit_of<I>...};
         }(std::index_sequence_for<Routes...>{});
-        return table[i](routes, rs);
+        Router& r = *static_cast<Router*>(self);
+        const auto [link, k] = r.slots_[slot];
+        return table[link](r, k, rs);
     }
     detail::engine::AsyncChain async_chain() noexcept {
-        return {static_cast<void*>(&routes_), sizeof...(Routes), &async_visit_at};
+        return {static_cast<void*>(this), slots_.size(), &async_visit_at};
     }
 
     std::tuple<Routes...> routes_;
+    std::vector<std::pair<std::uint32_t, std::uint32_t>> slots_{};  // slot -> (link, deployment of a group)
 };
 
 template <class... Routes>
@@ -413,7 +361,10 @@ Router(Routes...) -> Router<Routes...>;
 template <class... Routes>
 Router(RouterOptions, Routes...) -> Router<Routes...>;
 
-/// A chain built at run time from AnyRoutes; same behaviour as Router.
+/// A link of a chain built at run time: a route, or a group of deployments.
+using ChainLink = std::variant<AnyRoute, RouteGroup>;
+
+/// A chain built at run time from AnyRoutes (and RouteGroups); same behaviour as Router.
 /// @code
 /// std::vector<AnyRoute> chain;
 /// if (!env("OPENAI_API_KEY").empty()) chain.emplace_back(Route{"openai", OpenAI{...}, http});
@@ -423,14 +374,22 @@ Router(RouterOptions, Routes...) -> Router<Routes...>;
 class DynamicRouter : public detail::RouterCore {
 public:
     explicit DynamicRouter(std::vector<AnyRoute> routes, RouterOptions opts = {})
-        : RouterCore(std::move(opts)), routes_(std::move(routes)) {
-        if (routes_.empty()) throw std::invalid_argument("failover: DynamicRouter: the chain needs at least one route");
+        : DynamicRouter(links_of(std::move(routes)), std::move(opts)) {}
+    /// A chain whose links may be RouteGroups.
+    explicit DynamicRouter(std::vector<ChainLink> links, RouterOptions opts = {})
+        : RouterCore(std::move(opts)), links_(std::move(links)) {
+        if (links_.empty()) throw std::invalid_argument("failover: DynamicRouter: the chain needs at least one route");
         std::vector<const std::string*> names;
         std::vector<std::pair<bool, double>> weights;
-        for (auto& r : routes_) {
-            names.push_back(&r.name());
-            weights.emplace_back(r.is_http(), r.options().deadline_weight);
-        }
+        for (std::size_t i = 0; i < links_.size(); ++i)
+            std::visit(
+                [&](auto& l) {
+                    detail::add_names(l, names);
+                    detail::add_weights(l, weights);
+                    for (std::size_t k = 0; k < detail::slots_of(l); ++k)
+                        slots_.emplace_back(static_cast<std::uint32_t>(i), static_cast<std::uint32_t>(k));
+                },
+                links_[i]);
         set_routes(names, weights);
     }
     ~DynamicRouter() { detach_health_checks(); }
@@ -441,14 +400,7 @@ public:
     /// A stop request on `stop` ends it at once with reason cancelled.
     Result<ChatResponse> route_with_fallback(const ChatRequest& req, std::stop_token stop = {}) {
         return run(req, detail::engine::Mode{std::move(stop), false, false}, [this](detail::engine::RequestState& rs) {
-            using detail::engine::Step;
-            Step step = Step::next;
-            for (auto& r : routes_) {
-                step = detail::AnyRouteAccess::run(r, rs);
-                ++rs.position;
-                if (step != Step::next) break;
-            }
-            return step;
+            return walk(rs, detail::RunBlocking{rs});
         });
     }
 
@@ -457,16 +409,7 @@ public:
                                 StreamOptions options = {}, std::stop_token stop = {}) {
         detail::engine::StreamDelivery out(std::move(on_event), options);
         return run(req, detail::engine::Mode{std::move(stop), true, options.restart},
-                   [this, &out](detail::engine::RequestState& rs) {
-                       using detail::engine::Step;
-                       Step step = Step::next;
-                       for (auto& r : routes_) {
-                           step = detail::AnyRouteAccess::run_stream(r, rs, out);
-                           ++rs.position;
-                           if (step != Step::next) break;
-                       }
-                       return step;
-                   });
+                   [this, &out](detail::engine::RequestState& rs) { return walk(rs, detail::RunStreaming{rs, out}); });
     }
 
     /// Hands the request to `loop`; the same contract as Router::submit. A route whose
@@ -483,27 +426,51 @@ public:
     /// Starts active health checks on `loop`; the same contract as Router::start_health_checks.
     void start_health_checks(EventLoop& loop, HealthCheckOptions options = {}) {
         std::vector<detail::engine::CheckedRoute> checked;
-        for (auto& r : routes_)
-            if (auto c = detail::AnyRouteAccess::checked(r)) checked.push_back(std::move(*c));
+        for (auto& l : links_) std::visit([&](auto& x) { detail::add_checked(x, checked); }, l);
         start_checks(loop, std::move(options), std::move(checked));
     }
 
-    AnyRoute& route(std::size_t i) { return routes_.at(i); }
-    std::size_t size() const noexcept { return routes_.size(); }
+    /// Route `i`, counting a group's deployments one by one in the order given.
+    AnyRoute& route(std::size_t i) {
+        const auto [link, k] = slots_.at(i);
+        if (auto* g = std::get_if<RouteGroup>(&links_[link])) return g->deployment(k);
+        return std::get<AnyRoute>(links_[link]);
+    }
+    /// Routes in the chain, a group's deployments counted one by one.
+    std::size_t size() const noexcept { return slots_.size(); }
 
 private:
+    static std::vector<ChainLink> links_of(std::vector<AnyRoute> routes) {
+        std::vector<ChainLink> links;
+        links.reserve(routes.size());
+        for (auto& r : routes) links.emplace_back(std::move(r));
+        return links;
+    }
+    template <class Run>
+    detail::engine::Step walk(detail::engine::RequestState& rs, Run run) {
+        using detail::engine::Step;
+        Step step = Step::next;
+        for (auto& l : links_) {
+            step = std::visit([&](auto& x) { return detail::visit_link(x, rs, run); }, l);
+            if (step != Step::next) break;
+        }
+        return step;
+    }
     detail::engine::AsyncChain async_chain() noexcept {
-        return {static_cast<void*>(&routes_), routes_.size(),
-                [](void* routes, std::size_t i, detail::engine::RequestState& rs) {
-                    return detail::AnyRouteAccess::async_visit((*static_cast<std::vector<AnyRoute>*>(routes))[i], rs);
+        return {static_cast<void*>(this), slots_.size(),
+                [](void* self, std::size_t slot, detail::engine::RequestState& rs) {
+                    auto& r = *static_cast<DynamicRouter*>(self);
+                    const auto [link, k] = r.slots_[slot];
+                    return std::visit([&](auto& x) { return detail::async_slot(x, k, rs); }, r.links_[link]);
                 }};
     }
 
-    std::vector<AnyRoute> routes_{};
+    std::vector<ChainLink> links_{};
+    std::vector<std::pair<std::uint32_t, std::uint32_t>> slots_{};  // slot -> (link, deployment of a group)
 };
 
-/// A one-off chain over routes the caller keeps (their breakers and budgets
-/// persist between calls); default RouterOptions, no sinks; one admission limit for all
+/// A one-off chain over routes (and RouteGroups) the caller keeps (their breakers and
+/// budgets persist between calls); default RouterOptions, no sinks; one admission limit for all
 /// such calls in the process (the descriptor budget, as RouterOptions::max_in_flight unset).
 template <class... Routes>
 Result<ChatResponse> route_with_fallback(const ChatRequest& req, Routes&... routes) {
@@ -512,7 +479,9 @@ Result<ChatResponse> route_with_fallback(const ChatRequest& req, Routes&... rout
     static std::atomic<std::uint64_t> counter{detail::engine::random_seed()};
     static std::atomic<std::uint64_t> sink_errors{0};
     static detail::engine::ToolSchemas tools{};
-    const std::vector<double> weights = detail::weight_suffix({{Routes::is_http, routes.options().deadline_weight}...});
+    std::vector<std::pair<bool, double>> links;
+    (detail::add_weights(routes, links), ...);
+    const std::vector<double> weights = detail::weight_suffix(links);
     return detail::engine::guarded(
         req, opts, nullptr, sink_errors, counter.fetch_add(0x9E3779B97F4A7C15ull, std::memory_order_relaxed), weights,
         tools, detail::engine::Mode{}, [&](detail::engine::RequestState& rs) {

@@ -11,14 +11,18 @@
 // - breaker_effect(): what an outcome means for the route's breaker (one table);
 // - decide(): after a failed attempt, retry after a wait, run a repair turn,
 //   fail over (cooling the route down first when the server asked for a long
-//   wait) or stop the chain.
+//   wait) or stop the chain;
+// - balance(): the order in which a route group tries its deployments.
 #pragma once
 
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <cmath>
 #include <optional>
+#include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "failover/clock.hpp"
@@ -119,13 +123,22 @@ constexpr nanoseconds useful_time(const RouteOptions& o) noexcept {
     return std::min<nanoseconds>(o.min_attempt_time, o.attempt_timeout);
 }
 
+/// What one attempt charges a route's token rate limit: the prompt's estimate and the
+/// output it may produce (0 when the route limits requests only).
+template <class Tokens>
+std::int64_t rate_tokens(const RouteOptions& o, const ChatRequest& req, Tokens&& tokens) {
+    if (o.rate_limit.tokens_per_minute <= 0) return 0;
+    return tokens() + (req.max_tokens ? *req.max_tokens : o.expected_output_tokens);
+}
+
 /// Whether a route may be tried now; `tokens` sizes the request (called only when a
 /// window or a price needs it), `affordable(estimate)` asks the tenant's budget.
 /// nullopt: go.
-template <class Tokens, class Affordable>
+/// `room(tokens)` asks the route's rate limiter (called only when the route has a limit).
+template <class Tokens, class Affordable, class Room>
 std::optional<Skip> eligibility(const RouteOptions& o, bool http, const ChainFacts& chain, time_point now,
                                 time_point cooldown_until, time_point deadline, Tokens&& tokens,
-                                Affordable&& affordable) {
+                                Affordable&& affordable, Room&& room) {
     const ChatRequest& req = chain.req;
     if (chain.policy_floor && o.safety_level < *chain.policy_floor)
         return Skip{Reason::not_approved, "less strict than the route that blocked the request", {}};
@@ -148,6 +161,14 @@ std::optional<Skip> eligibility(const RouteOptions& o, bool http, const ChainFac
     }
     if (cooldown_until > now)
         return Skip{Reason::cooling_down, "route is cooling down after a long Retry-After", cooldown_until};
+    if (o.rate_limit.any()) {
+        const RateLimiter::Room r = room(rate_tokens(o, req, tokens));
+        if (!r.now)
+            return Skip{Reason::local_rate_limit,
+                        r.at ? "at its own rate limit until there is room again"
+                             : "the request alone exceeds the route's tokens_per_minute",
+                        r.at};
+    }
     if (http && now < deadline && deadline - now < useful_time(o))
         return Skip{Reason::insufficient_time,
                     "less than " + std::to_string(std::chrono::duration_cast<milliseconds>(useful_time(o)).count()) +
@@ -258,6 +279,57 @@ inline Decision decide(const Failure& f, const AttemptFacts& a, const RouteOptio
     d.next = Next::retry;
     d.wait = wait;
     return d;
+}
+
+// ------------------------------------------------------------------ groups
+
+/// The order in which a route group tries its deployments for one request: `order`
+/// becomes a permutation of 0..loads.size()-1. `weights` (Balance::weighted) has one
+/// positive entry per deployment, or none (equal); `uniform()` gives numbers in [0, 1).
+template <class Uniform>
+void balance(Balance how, std::span<const RouteLoad> loads, std::span<const double> weights, Uniform&& uniform,
+             std::vector<std::uint32_t>& order) {
+    const std::size_t n = loads.size();
+    order.resize(n);
+    for (std::size_t i = 0; i < n; ++i) order[i] = static_cast<std::uint32_t>(i);
+    if (n < 2) return;
+    // Sorting by a key; ties (and equal weights) fall to a random key.
+    std::vector<std::pair<double, double>> key(n);
+    for (std::size_t i = 0; i < n; ++i) key[i].second = uniform();
+    auto by_key = [&] {
+        std::sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) { return key[a] < key[b]; });
+    };
+    // A deployment never measured goes first, so every deployment gets measured.
+    auto cost = [&](std::size_t i) {
+        const auto& l = loads[i];
+        return l.latency ? static_cast<double>(l.latency->count()) * (l.in_flight + 1) : -1.0;
+    };
+    switch (how) {
+        case Balance::weighted:
+            // Exponential races: the smallest -ln(u) / w comes first with probability
+            // w / sum(w), and so on for the rest (weighted sampling without replacement).
+            for (std::size_t i = 0; i < n; ++i) {
+                const double w = weights.size() == n ? weights[i] : 1.0;
+                key[i].first = -std::log1p(-uniform()) / w;
+            }
+            break;
+        case Balance::least_busy:
+            for (std::size_t i = 0; i < n; ++i) key[i].first = loads[i].in_flight;
+            break;
+        case Balance::latency: {
+            for (std::size_t i = 0; i < n; ++i) key[i].first = cost(i);
+            by_key();
+            // Two choices at random; the cheaper goes first, the rest by cost.
+            const auto a = static_cast<std::size_t>(uniform() * static_cast<double>(n)) % n;
+            auto b = static_cast<std::size_t>(uniform() * static_cast<double>(n - 1)) % (n - 1);
+            if (b >= a) ++b;
+            const std::size_t first = key[a] < key[b] ? a : b;
+            std::rotate(order.begin(), std::find(order.begin(), order.end(), first),
+                        std::find(order.begin(), order.end(), first) + 1);
+            return;
+        }
+    }
+    by_key();
 }
 
 }  // namespace detail::engine

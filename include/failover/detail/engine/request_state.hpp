@@ -72,7 +72,10 @@ struct RequestState {
     std::stop_token stop{};    // the caller's cancellation
     bool streaming = false;    // a stream: attempts time their first token, not their whole length
     bool restart = false;      // a stream: a failure after the first delta fails over (announced) instead of ending
-    std::size_t position = 0;  // the route being visited, in this pass
+    std::size_t position = 0;  // the route being visited, in this pass (a group's deployments: one each)
+    // The route group being visited and the order of its deployments for this request.
+    const void* group = nullptr;
+    std::vector<std::uint32_t> group_order{};
     std::vector<Attempt> attempts{};
     std::vector<std::shared_ptr<const Schema>> tool_schemas{};  // compiled parameters of req.tools, in order
     // The last route that did not answer, and why: the `from` of the next fallback.
@@ -113,6 +116,7 @@ struct RequestState {
         earliest_route = nullptr;
         first_route_seen = false;
         position = 0;
+        group = nullptr;
     }
 };
 

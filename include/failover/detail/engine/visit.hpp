@@ -68,8 +68,9 @@ public:
         // Approval is judged before the rest, so a request no route may see says so.
         const bool data_ok = approved(o_, rs_.req);
         if (data_ok && !(rs_.policy_floor && o_.safety_level < *rs_.policy_floor)) rs_.any_approved = true;
+        auto room = [&](std::int64_t tokens) { return route_.rate_limiter().room(now, tokens); };
         if (auto skip = eligibility(o_, R::is_http, chain, now, route_.cooldown_until(), rs_.deadline,
-                                    [&] { return rs_.tokens(); }, affordable)) {
+                                    [&] { return rs_.tokens(); }, affordable, room)) {
             if (skip->recovers_at) note_recovery(*skip->recovers_at, skip->reason);
             skip_route(skip->reason, std::move(skip->message));
             return false;
@@ -116,7 +117,20 @@ public:
             d.timeout = rs_.streaming ? std::min(*t, o_.first_token_timeout) : *t;
             d.connect_timeout = std::min(o_.connect_timeout, d.timeout);
         }
+        if (o_.rate_limit.any()) {
+            // Another request may have taken the room begin() saw.
+            const auto r = route_.rate_limiter().take(now, rate_tokens(o_, rs_.req, [&] { return rs_.tokens(); }));
+            if (!r.now) {
+                route_.breaker().release(permit_);
+                if (n_ == 1) {
+                    if (r.at) note_recovery(*r.at, Reason::local_rate_limit);
+                    skip_route(Reason::local_rate_limit, "at its own rate limit until there is room again");
+                }
+                return {Action::done, Step::next, {}, {}};
+            }
+        }
         granted_ = d.timeout;
+        in_flight_.emplace(route_);
         if (n_ == 1) {
             ++rs_.tried_this_pass;
             if (rs_.pending_from)
@@ -142,6 +156,8 @@ public:
     Order finish(Result<ChatResponse> outcome, bool committed = false, bool racing = false) {
         const auto now = rs_.clock.now();
         const auto latency = std::chrono::duration_cast<std::chrono::nanoseconds>(now - t0_);
+        in_flight_.reset();
+        measure(outcome, latency);
         std::string previous;  // the answer a gate turned down, for the repair turn
         if (outcome) {
             if (auto bad = run_gates(request(), *outcome, rs_.opts, rs_.tool_schemas)) {
@@ -292,6 +308,31 @@ private:
         return {Action::done, Step::answered, {}, {}};
     }
 
+    // Load balancing's latency average: an answer counts what it took; a failure of the
+    // provider counts as the attempt's whole timeout, so a route that fails fast never
+    // looks fast; our own stops and local routes count nothing.
+    void measure(const Result<ChatResponse>& outcome, std::chrono::nanoseconds latency) const noexcept {
+        if constexpr (R::is_http) {
+            if (outcome) return route_.record_latency(latency);
+            const Reason r = outcome.error().reason;
+            if (r == Reason::cancelled || r == Reason::local_resource || r == Reason::internal) return;
+            const bool answered = breaker_effect(r, true) == BreakerEffect::success;
+            route_.record_latency(answered ? latency : std::max(latency, granted_));
+        }
+    }
+
+    // An attempt in flight on the route, counted until the visit finishes it (or ends).
+    class InFlight {
+    public:
+        explicit InFlight(const R& r) noexcept : r_(r) { r_.count_in_flight(1); }
+        ~InFlight() { r_.count_in_flight(-1); }
+        InFlight(const InFlight&) = delete;
+        InFlight& operator=(const InFlight&) = delete;
+
+    private:
+        const R& r_;
+    };
+
     void note_recovery(Clock::time_point at, Reason why) {
         if (!rs_.earliest_recovery || at < *rs_.earliest_recovery) {
             rs_.earliest_recovery = at;
@@ -338,6 +379,7 @@ private:
     Clock::time_point t0_{};             // start of the current attempt
     std::chrono::nanoseconds granted_{}; // the current attempt's timeout
     std::optional<ChatRequest> repaired_{};
+    std::optional<InFlight> in_flight_{};
 };
 
 }  // namespace detail::engine
