@@ -521,3 +521,43 @@ TEST_CASE("a loop destroyed under running health checks hands recovery back to t
     fx.clock->advance(breaker.last_open_duration() + 1s);
     CHECK(breaker.try_acquire(fx.clock->now()).permit == CircuitBreaker::Permit::probe);
 }
+
+TEST_CASE("a percentile hedge waits the route's observed latency quantile once it has 20 answers", "[async][hedge]") {
+    for (const int seen : {19, 30}) {
+        INFO(seen << " answers seen");
+        AsyncFixture fx;
+        fx.mock.route("primary").then(Fault::hang());
+        fx.mock.route("secondary").then(Fault::ok("from the hedge"));
+        RouteOptions hedged;
+        hedged.hedge_after = 10s;  // until 20 answers are seen
+        hedged.hedge_percentile = 0.9;
+        Router router{fx.options(), Route{"primary", fx.openai("primary"), fx.http, hedged},
+                      Route{"secondary", fx.anthropic("secondary"), fx.http}};
+        // The primary's history: answers in 30-40 ms, the slowest 10 % at 40 ms.
+        for (int i = 0; i < seen; ++i) router.route<0>().record_answer(i % 10 == 9 ? 40ms : 30ms);
+
+        Completion c;
+        router.submit(fx.loop, ask(), c.callback());
+        const auto sent = fx.clock->now();
+        drive(fx.loop, *fx.clock, [&] { return fx.mock.route("primary").requests() == 1; });
+        REQUIRE(fx.loop.next_due());
+        const auto delay = *fx.loop.next_due() - sent;
+        if (seen < 20) {
+            CHECK(delay == 10s);
+        } else {
+            // The 90th percentile is 30 ms, read at its histogram bucket's upper bound (<= 25 % over).
+            CHECK(delay >= 30ms);
+            CHECK(delay <= 38ms);
+        }
+        fx.clock->advance(delay);
+        drive(fx.loop, *fx.clock, [&] { return c.done(); });
+        REQUIRE(*c.result);
+        CHECK((*c.result)->route == "secondary");
+    }
+    RouteOptions bad;
+    bad.hedge_percentile = 0.95;  // without hedge_after
+    CHECK_THROWS_AS(bad.validate("r"), std::invalid_argument);
+    bad.hedge_after = 1s;
+    bad.hedge_percentile = 1.0;
+    CHECK_THROWS_AS(bad.validate("r"), std::invalid_argument);
+}

@@ -25,6 +25,7 @@
 #include "failover/breaker.hpp"
 #include "failover/budget.hpp"
 #include "failover/clock.hpp"
+#include "failover/detail/latency.hpp"
 #include "failover/rate_limit.hpp"
 #include "failover/retry.hpp"
 #include "failover/transport.hpp"
@@ -50,6 +51,10 @@ struct RouteOptions {
     /// parallel; the first answer wins and the other transfer is cancelled. Paid from this
     /// route's retry budget like a retry after a timeout; no budget, no hedge.
     std::optional<std::chrono::milliseconds> hedge_after{};
+    /// With hedge_after: once the route has answered 20 times, hedge after this quantile of
+    /// its recent answer latencies instead (e.g. 0.95: only the slowest 5 % are hedged);
+    /// hedge_after is the delay until then. In (0, 1).
+    std::optional<double> hedge_percentile{};
     std::chrono::milliseconds stream_idle_timeout{30000};  ///< a stream: the longest gap between deltas after the first
     int repair_attempts = 1;                           ///< schema repair turns (each uses one of max_attempts)
     BreakerOptions breaker{};
@@ -79,6 +84,9 @@ struct RouteOptions {
         if (min_attempt_time.count() < 0) bad("min_attempt_time", std::to_string(min_attempt_time.count()) + " ms");
         if (first_token_timeout.count() <= 0) bad("first_token_timeout", std::to_string(first_token_timeout.count()) + " ms");
         if (hedge_after && hedge_after->count() <= 0) bad("hedge_after", std::to_string(hedge_after->count()) + " ms");
+        if (hedge_percentile && !(*hedge_percentile > 0.0 && *hedge_percentile < 1.0))
+            bad("hedge_percentile", std::to_string(*hedge_percentile) + " (must be in (0, 1))");
+        if (hedge_percentile && !hedge_after) bad("hedge_percentile", "needs hedge_after, the delay until 20 answers are seen");
         if (stream_idle_timeout.count() <= 0) bad("stream_idle_timeout", std::to_string(stream_idle_timeout.count()) + " ms");
         if (!(deadline_weight > 0.0 && deadline_weight <= 1e6)) bad("deadline_weight", std::to_string(deadline_weight) + " (0..1e6]");
         if (repair_attempts < 0) bad("repair_attempts", std::to_string(repair_attempts));
@@ -171,6 +179,12 @@ public:
     }
     /// An attempt starts (+1) or ends (-1) on this route.
     void count_in_flight(int delta) const noexcept { state_->in_flight.fetch_add(delta, std::memory_order_relaxed); }
+    /// Counts an answer's latency for RouteOptions::hedge_percentile.
+    void record_answer(std::chrono::nanoseconds d) const noexcept { state_->answers.record(d); }
+    /// The quantile `q` of the route's recent answer latencies; nullopt before 20 answers.
+    std::optional<std::chrono::nanoseconds> answer_latency(double q) const noexcept {
+        return state_->answers.quantile(q, 20);
+    }
     /// Folds one attempt's latency into the route's moving average (weight 0.2 for the newest).
     void record_latency(std::chrono::nanoseconds d) const noexcept {
         const double x = static_cast<double>(d.count());
@@ -226,6 +240,7 @@ private:
         RateLimiter limiter;
         std::atomic<int> in_flight{0};
         std::atomic<double> latency_ns{-1.0};  // moving average of attempt latency; < 0: no sample yet
+        detail::LatencyHistogram answers{};    // recent answer latencies, for hedge_percentile
         std::atomic<Clock::duration::rep> cooldown{0};
         std::mutex notes_mutex{};
         std::vector<std::weak_ptr<const Schema>> noted{};  // schemas already reported by first_notice

@@ -52,7 +52,7 @@ struct RequestState {
           start(clock.now()),
           deadline(start + std::min<std::chrono::milliseconds>(r.timeout ? *r.timeout : o.timeout, max_timeout)),
           weight_suffix(weights) {
-        attempts.reserve(4);
+        attempts.reserve(1);  // most requests answer at the first attempt
     }
 
     // Longer deadlines are clipped to this, so time arithmetic cannot overflow.
@@ -82,7 +82,7 @@ struct RequestState {
     const std::string* pending_from = nullptr;
     Reason pending_reason = Reason::internal;
     std::optional<Failure> last_failure{};
-    std::optional<ChatResponse> answer{};
+    std::unique_ptr<ChatResponse> answer{};  // (on the heap: a request holds it only at its end)
     // Recovery bookkeeping for an all-skipped pass.
     int tried_this_pass = 0;
     std::optional<Clock::time_point> earliest_recovery{};
@@ -94,7 +94,7 @@ struct RequestState {
     bool any_approved = false;                 // some route was approved for the request's data
     std::int64_t min_window = 0;               // after context_too_long: only larger windows
     std::optional<int> policy_floor;           // after a policy block with policy_fallback: at least this strict
-    std::optional<Failure> policy_failure;
+    std::unique_ptr<Failure> policy_failure{};  // (on the heap: rare)
     std::optional<std::int64_t> token_count;
 
     std::int64_t tokens() {

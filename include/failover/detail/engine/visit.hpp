@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -140,9 +141,15 @@ public:
         return {Action::send, Step::next, d, {}};
     }
 
-    /// Hedging (RouteOptions::hedge_after): the delay, and whether the retry budget pays for a
-    /// hedge now (as for a retry after a timeout, so an outage cannot double the traffic).
-    std::optional<std::chrono::milliseconds> hedge_after() const noexcept { return o_.hedge_after; }
+    /// Hedging (RouteOptions::hedge_after, hedge_percentile): the delay, and whether the retry
+    /// budget pays for a hedge now (as for a retry after a timeout, so an outage cannot double
+    /// the traffic).
+    std::optional<std::chrono::milliseconds> hedge_after() const noexcept {
+        if (o_.hedge_percentile)
+            if (const auto q = route_.answer_latency(*o_.hedge_percentile))
+                return std::max(std::chrono::milliseconds{1}, std::chrono::ceil<std::chrono::milliseconds>(*q));
+        return o_.hedge_after;
+    }
     bool spend_hedge() noexcept { return route_.retry_budget().try_spend(Reason::timeout); }
     const std::string& route_name() const noexcept { return route_.name(); }
 
@@ -214,7 +221,7 @@ public:
             if (rs_.opts.policy_fallback) {
                 // Opted in: go on, but only to routes at least as strict as this one.
                 rs_.policy_floor = std::max(rs_.policy_floor.value_or(o_.safety_level), o_.safety_level);
-                if (!rs_.policy_failure) rs_.policy_failure = f;
+                if (!rs_.policy_failure) rs_.policy_failure = std::make_unique<Failure>(f);
             }
         }
         if (f.reason == Reason::context_too_long && o_.context_window > 0)
@@ -254,7 +261,7 @@ public:
                 return {Action::done, Step::next, {}, {}};
             case Next::repair:
                 ++repairs_;
-                repaired_ = repair_request(rs_.req, previous, f);
+                repaired_ = std::make_unique<ChatRequest>(repair_request(rs_.req, previous, f));
                 rs_.emit(RetryEvent{route_.name(), rs_.req.tenant, f.reason, n_ + 1, std::chrono::nanoseconds{0}});
                 rs_.last_failure = std::move(f);
                 return {Action::again, Step::next, {}, {}};
@@ -304,7 +311,7 @@ private:
                 rs_.sink_errors.fetch_add(1, std::memory_order_relaxed);
             }
         }
-        rs_.answer = std::move(res);
+        rs_.answer = std::make_unique<ChatResponse>(std::move(res));
         return {Action::done, Step::answered, {}, {}};
     }
 
@@ -313,7 +320,10 @@ private:
     // looks fast; our own stops and local routes count nothing.
     void measure(const Result<ChatResponse>& outcome, std::chrono::nanoseconds latency) const noexcept {
         if constexpr (R::is_http) {
-            if (outcome) return route_.record_latency(latency);
+            if (outcome) {
+                route_.record_answer(latency);
+                return route_.record_latency(latency);
+            }
             const Reason r = outcome.error().reason;
             if (r == Reason::cancelled || r == Reason::local_resource || r == Reason::internal) return;
             const bool answered = breaker_effect(r, true) == BreakerEffect::success;
@@ -378,7 +388,7 @@ private:
     Clock::time_point end_{};            // end of this route's share of the deadline
     Clock::time_point t0_{};             // start of the current attempt
     std::chrono::nanoseconds granted_{}; // the current attempt's timeout
-    std::optional<ChatRequest> repaired_{};
+    std::unique_ptr<ChatRequest> repaired_{};  // (on the heap: a visit holds one only after a repair turn)
     std::optional<InFlight> in_flight_{};
 };
 
