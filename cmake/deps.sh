@@ -25,9 +25,10 @@ failover_need_packages() {
 
 # What building the library, its tests, examples and benchmarks needs.
 # json-schema-test-suite, clang, libfuzzer-14-dev and libclang-rt-14-dev (clang's
-# sanitizer runtimes) are for the tests only (the conformance suite and the fuzzers).
+# sanitizer runtimes) are for the tests only (the conformance suite and the fuzzers),
+# and nodejs (the HTTP/2 upstream of the event loop's multiplexing test).
 FAILOVER_BUILD_PACKAGES=(g++ cmake make git ca-certificates pkg-config nlohmann-json3-dev libcurl4-openssl-dev
-  libre2-dev catch2 libbenchmark-dev json-schema-test-suite clang libfuzzer-14-dev libclang-rt-14-dev)
+  libre2-dev catch2 libbenchmark-dev json-schema-test-suite clang libfuzzer-14-dev libclang-rt-14-dev nodejs)
 
 # ccache when present, nothing when not.
 failover_launcher() {

@@ -6,8 +6,12 @@
 // every request it holds when it is destroyed. The tests drive the loop
 // themselves (run_once) and move the ManualClock to the next timer: nothing
 // sleeps for real.
+#include <signal.h>
+
 #include <atomic>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <future>
 #include <optional>
 #include <stop_token>
@@ -560,4 +564,79 @@ TEST_CASE("a percentile hedge waits the route's observed latency quantile once i
     bad.hedge_after = 1s;
     bad.hedge_percentile = 1.0;
     CHECK_THROWS_AS(bad.validate("r"), std::invalid_argument);
+}
+
+// ---- HTTP/2: many requests share one connection ---------------------------------------------------
+
+namespace {
+
+// tests/support/h2-upstream.cjs on node (HTTP/2 over TLS), for as long as the object lives.
+class H2Upstream {
+public:
+    H2Upstream() {
+        const std::string script = std::string(FAILOVER_TEST_DATA_DIR) + "/../support/h2-upstream.cjs";
+        pipe_ = ::popen(("exec node '" + script + "' --delay-ms=200").c_str(), "r");
+        char line[64] = {};
+        if (pipe_ && std::fgets(line, sizeof line, pipe_)) std::sscanf(line, "%d %d", &port_, &pid_);
+    }
+    ~H2Upstream() {
+        if (pid_ > 0) ::kill(pid_, SIGTERM);  // gone already after /quit; a failed test may not have got there
+        if (pipe_) ::pclose(pipe_);
+    }
+    H2Upstream(const H2Upstream&) = delete;
+    H2Upstream& operator=(const H2Upstream&) = delete;
+    int port() const { return port_; }
+    std::string url(const std::string& path) const { return "https://127.0.0.1:" + std::to_string(port_) + path; }
+
+private:
+    FILE* pipe_ = nullptr;
+    int port_ = 0;
+    int pid_ = 0;
+};
+
+}  // namespace
+
+TEST_CASE("over HTTP/2 the loop multiplexes many requests on one connection", "[async][h2]") {
+    H2Upstream up;
+    {
+        INFO("tests/support/h2-upstream.cjs must start: is node installed? (apt-get install nodejs)");
+        REQUIRE(up.port() > 0);
+    }
+    EventLoop loop;  // HTTP/2 by ALPN over TLS is the default
+    loop.start();
+    CurlOptions tls;
+    tls.ca_bundle = std::string(FAILOVER_TEST_DATA_DIR) + "/h2-test-cert.pem";  // verified, not switched off
+    auto http = std::make_shared<CurlTransport>(tls);
+    RouterOptions o;
+    o.seed = 1;
+    Router router{o, Route{"h2", OpenAI{{.model = "gpt-4o", .api_key = "sk-test", .base_url = up.url("/v1")}}, http}};
+    const int n = 20;
+    std::vector<std::future<Result<ChatResponse>>> answers;
+    for (int i = 0; i < n; ++i) answers.push_back(router.submit(loop, ask()));
+    for (auto& a : answers) {
+        auto r = a.get();
+        INFO((r ? std::string() : r.error().message));
+        REQUIRE(r);
+        CHECK(r->text == "over h2");
+    }
+    // The upstream's own count, asked over the same loop (so over the same connection).
+    std::promise<Result<HttpResponse>> stats;
+    HttpRequest get;
+    get.method = "GET";
+    get.url = up.url("/stats");
+    loop.post([&] {
+        loop.send(http->options(), get, Deadline{.timeout = 5s}, [&](Result<HttpResponse> r) { stats.set_value(std::move(r)); });
+    });
+    auto s = stats.get_future().get();
+    REQUIRE(s);
+    const auto j = nlohmann::json::parse(s->body);
+    CHECK(j.at("streams") == n);
+    CHECK(j.at("sessions") == 1);   // one connection (one TLS handshake) for all of them ...
+    CHECK(j.at("most_open") == n);  // ... at the same time
+    HttpRequest quit = get;
+    quit.url = up.url("/quit");
+    std::promise<void> gone;
+    loop.post([&] { loop.send(http->options(), quit, Deadline{.timeout = 5s}, [&](Result<HttpResponse>) { gone.set_value(); }); });
+    gone.get_future().get();
+    loop.stop();
 }

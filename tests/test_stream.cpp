@@ -5,6 +5,7 @@
 // that carry the partial text, the opt-in restart, held structured answers and
 // tool calls, cancellation, and routes that cannot stream.
 #include <algorithm>
+#include <future>
 #include <stop_token>
 #include <string>
 #include <vector>
@@ -443,4 +444,130 @@ TEST_CASE("stream over HTTP: a structured answer and a tool call arrive whole an
     REQUIRE(kept);
     CHECK(kept->json == nlohmann::json{{"total", 7}});
     CHECK(nlohmann::json::parse(kept->text) == kept->json);
+}
+
+// ---- streams on the event loop: Router::submit_stream -----------------------------------------
+
+TEST_CASE("stream on the event loop: the same deltas, failover before the first, mid-stream failures after it",
+          "[async][stream]") {
+    const std::string wire = GENERATE(as<std::string>{}, "openai", "anthropic", "gemini");
+    Wired w{wire};
+    w.mock.route("secondary").otherwise(failover_mock::Fault::ok("secondary answer"));
+    auto router = w.router();
+    EventLoop loop;
+    loop.start();
+    const std::string text = "Streams arrive a few characters at a time.";
+    INFO("wire " << wire);
+    // The callback runs on the loop's thread; the future hands the answer back here.
+    const auto streamed = [&](Seen& seen, StreamOptions o = {}) {
+        return router.submit_stream(loop, ask(), seen.callback(), o).get();
+    };
+
+    SECTION("a clean stream arrives token by token, then the whole answer") {
+        w.mock.route("primary").otherwise(failover_mock::Fault::ok(text).pieces(6).paced(5ms));
+        Seen seen;
+        auto r = streamed(seen);
+        REQUIRE(r);
+        CHECK(r->route == "primary");
+        CHECK(r->text == text);
+        CHECK(seen.text == text);
+        CHECK(seen.log.front() == "route:primary");
+        CHECK(std::count_if(seen.log.begin(), seen.log.end(), [](const std::string& l) { return l.rfind("text:", 0) == 0; }) >= 7);
+        CHECK(seen.log.back() == "finish");
+        CHECK(w.mock.route("secondary").requests() == 0);
+    }
+    SECTION("a stall before the first token fails over within the first-token limit, invisibly") {
+        w.mock.route("primary").otherwise(failover_mock::Fault::ok(text).stall_first());
+        Seen seen;
+        const auto t0 = std::chrono::steady_clock::now();
+        auto r = streamed(seen);
+        const auto took = std::chrono::steady_clock::now() - t0;
+        REQUIRE(r);
+        CHECK(r->route == "secondary");
+        CHECK(seen.log.front() == "route:secondary");
+        CHECK(seen.text == "secondary answer");
+        CHECK(took >= 400ms);       // the loop timed the first token ...
+        CHECK(took < 400ms + 1s);   // ... and cut it at the limit
+        REQUIRE(r->attempts.size() == 2);
+        CHECK(r->attempts[0].reason == Reason::timeout);
+    }
+    const auto mid_stream = [&](failover_mock::Fault f, std::initializer_list<Reason> reasons) {
+        w.mock.route("primary").otherwise(f);
+        Seen seen;
+        auto r = streamed(seen);
+        REQUIRE_FALSE(r);
+        CHECK(r.error().mid_stream);
+        CHECK(std::find(reasons.begin(), reasons.end(), r.error().reason) != reasons.end());
+        CHECK_FALSE(r.error().partial_text.empty());
+        CHECK(r.error().partial_text == seen.text);
+        CHECK(text.rfind(r.error().partial_text, 0) == 0);
+        CHECK(w.mock.route("secondary").requests() == 0);
+        REQUIRE(r.error().attempts.size() == 1);
+    };
+    SECTION("a stall mid-stream is cut at the idle limit") {
+        mid_stream(failover_mock::Fault::ok(text).pieces(5).stall_after(2), {Reason::timeout});
+    }
+    SECTION("a connection cut mid-stream") {
+        mid_stream(failover_mock::Fault::ok(text).pieces(5).cut_after(2), {Reason::connection, Reason::malformed_response});
+    }
+    SECTION("an error event mid-stream") {
+        mid_stream(failover_mock::Fault::ok(text).pieces(5).error_after(2), {Reason::overloaded, Reason::server_error});
+    }
+    SECTION("opted in, a mid-stream failure restarts on the next route after a restart event") {
+        w.mock.route("primary").otherwise(failover_mock::Fault::ok(text).pieces(5).cut_after(2));
+        Seen seen;
+        auto r = streamed(seen, StreamOptions{.restart = true});
+        REQUIRE(r);
+        CHECK(r->route == "secondary");
+        CHECK(seen.text == "secondary answer");  // the restart event told it to discard the rest
+        CHECK(std::find_if(seen.log.begin(), seen.log.end(), [](const std::string& l) { return l.rfind("restart:primary", 0) == 0; }) !=
+              seen.log.end());
+    }
+    SECTION("a stop request ends a stream at once as cancelled") {
+        w.mock.route("primary").otherwise(failover_mock::Fault::ok(text).pieces(5).stall_after(1, 5s));
+        std::stop_source stop;
+        Seen seen;
+        std::promise<Result<ChatResponse>> p;
+        router.submit_stream(
+            loop, ask(),
+            [&](const StreamEvent& e) {
+                seen.callback()(e);
+                if (e.kind == StreamEvent::Kind::delta) stop.request_stop();  // from the loop's own thread
+            },
+            [&](Result<ChatResponse> r) { p.set_value(std::move(r)); }, StreamOptions{}, stop.get_token());
+        auto r = p.get_future().get();
+        REQUIRE_FALSE(r);
+        CHECK(r.error().reason == Reason::cancelled);
+        CHECK(w.mock.route("secondary").requests() == 0);
+    }
+    loop.stop();
+}
+
+TEST_CASE("stream on the event loop: one thread carries many streams at once", "[async][stream]") {
+    Wired w{"openai"};
+    const std::string text = "Twenty streams share one thread.";
+    w.mock.route("primary").otherwise(failover_mock::Fault::ok(text).pieces(4).paced(20ms));
+    auto router = w.router();
+    EventLoop loop;
+    const int n = 20;
+    std::vector<Seen> seen(n);
+    int done = 0;
+    std::vector<Result<ChatResponse>> results;
+    for (int i = 0; i < n; ++i)
+        router.submit_stream(loop, ask(), seen[static_cast<std::size_t>(i)].callback(), [&](Result<ChatResponse> r) {
+            results.push_back(std::move(r));
+            ++done;
+        });
+    std::size_t most = 0;
+    for (int turns = 0; done < n; ++turns) {
+        REQUIRE(turns < 20000);
+        loop.run_once(50ms);
+        most = std::max(most, loop.transfers());
+    }
+    CHECK(most == static_cast<std::size_t>(n));  // all in flight together on this thread
+    for (const auto& r : results) {
+        REQUIRE(r);
+        CHECK(r->text == text);
+    }
+    for (const auto& s : seen) CHECK(s.text == text);
 }

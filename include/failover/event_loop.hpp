@@ -99,6 +99,12 @@ public:
     /// CurlTransport::send would. d.stop cancels it at once. Loop thread only.
     void send(const CurlOptions& options, HttpRequest req, const Deadline& d,
               std::function<void(Result<HttpResponse>)> done);
+    /// As send, but a 2xx body goes to spec.on_data as it arrives (on the loop's thread), as
+    /// CurlTransport::stream hands it over: d.timeout limits the wait for the first progress
+    /// and spec.idle each gap after it (a stall ends the transfer as a timeout), not the
+    /// stream's whole length. `done` gets the status and headers, or the Failure.
+    void stream(const CurlOptions& options, HttpRequest req, const Deadline& d, StreamSpec spec,
+                std::function<void(Result<HttpResponse>)> done);
 
 private:
     std::unique_ptr<detail::EventLoopState> s_;

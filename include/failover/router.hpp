@@ -137,6 +137,27 @@ protected:
                                  seed_ ^ (0x9E3779B97F4A7C15ull * n), engine::Mode{std::move(stop), false, false},
                                  std::move(done));
     }
+    // A stream on `loop`: `on_event` and `done` run on the loop's thread.
+    void run_async_stream(EventLoop& loop, ChatRequest req, std::function<void(const StreamEvent&)> on_event,
+                          const StreamOptions& options, std::stop_token stop, engine::AsyncDone done,
+                          engine::AsyncChain chain) {
+        std::shared_ptr<MetricsSink> sink = sink_.load(std::memory_order_acquire);
+        const std::uint64_t n = requests_.fetch_add(1, std::memory_order_relaxed) + 1;
+        engine::AsyncCall::start(loop, chain, std::move(req),
+                                 engine::AsyncShared{opts_, sink_errors_, weights_, tools_, admission_}, std::move(sink),
+                                 seed_ ^ (0x9E3779B97F4A7C15ull * n), engine::Mode{std::move(stop), true, options.restart},
+                                 std::move(done), std::make_unique<engine::StreamDelivery>(std::move(on_event), options));
+    }
+    std::future<Result<ChatResponse>> run_async_stream(EventLoop& loop, ChatRequest req,
+                                                       std::function<void(const StreamEvent&)> on_event,
+                                                       const StreamOptions& options, std::stop_token stop,
+                                                       engine::AsyncChain chain) {
+        auto promise = std::make_shared<std::promise<Result<ChatResponse>>>();
+        std::future<Result<ChatResponse>> answer = promise->get_future();
+        run_async_stream(loop, std::move(req), std::move(on_event), options, std::move(stop),
+                         [promise](Result<ChatResponse> r) { promise->set_value(std::move(r)); }, chain);
+        return answer;
+    }
     // The future form of run_async.
     std::future<Result<ChatResponse>> run_async(EventLoop& loop, ChatRequest req, std::stop_token stop,
                                                 engine::AsyncChain chain) {
@@ -286,6 +307,31 @@ public:
         run_async(loop, std::move(req), std::move(stop), std::move(done), async_chain());
     }
 
+    /// Streams on `loop`: as Router::stream, but the request walks the chain on the loop's
+    /// thread and `on_event` runs there (it must not block the loop); the whole answer or
+    /// the Failure arrives through the future. The same rules as stream: failover before the
+    /// first delta, a mid-stream Failure (or an announced restart) after it. Streams are not
+    /// hedged. Thread-safe.
+    /// @code
+    /// auto answer = router.submit_stream(loop, req, [](const StreamEvent& e) { ... });  // on the loop's thread
+    /// @endcode
+    std::future<Result<ChatResponse>> submit_stream(EventLoop& loop, ChatRequest req,
+                                                    std::function<void(const StreamEvent&)> on_event,
+                                                    StreamOptions options = {}, std::stop_token stop = {}) {
+        static_assert((detail::link_runs_on_loop<Routes> && ...),
+                      "failover::Router::submit_stream: every HTTP route must use a CurlTransport");
+        return run_async_stream(loop, std::move(req), std::move(on_event), options, std::move(stop), async_chain());
+    }
+    /// The callback form: `done` runs on the loop's thread, once, after the last event.
+    void submit_stream(EventLoop& loop, ChatRequest req, std::function<void(const StreamEvent&)> on_event,
+                       std::function<void(Result<ChatResponse>)> done, StreamOptions options = {},
+                       std::stop_token stop = {}) {
+        static_assert((detail::link_runs_on_loop<Routes> && ...),
+                      "failover::Router::submit_stream: every HTTP route must use a CurlTransport");
+        run_async_stream(loop, std::move(req), std::move(on_event), options, std::move(stop), std::move(done),
+                         async_chain());
+    }
+
     /// Starts active health checks on `loop` (opt-in): every options.interval, each HTTP
     /// route whose breaker is open gets a one-token probe through its own adapter, and a
     /// probe that answers closes the breaker, so user requests are never the probes (while
@@ -421,6 +467,20 @@ public:
     void submit(EventLoop& loop, ChatRequest req, std::function<void(Result<ChatResponse>)> done,
                 std::stop_token stop = {}) {
         run_async(loop, std::move(req), std::move(stop), std::move(done), async_chain());
+    }
+
+    /// Streams on `loop`; the same contract as Router::submit_stream.
+    std::future<Result<ChatResponse>> submit_stream(EventLoop& loop, ChatRequest req,
+                                                    std::function<void(const StreamEvent&)> on_event,
+                                                    StreamOptions options = {}, std::stop_token stop = {}) {
+        return run_async_stream(loop, std::move(req), std::move(on_event), options, std::move(stop), async_chain());
+    }
+    /// The callback form; the same contract as Router::submit_stream.
+    void submit_stream(EventLoop& loop, ChatRequest req, std::function<void(const StreamEvent&)> on_event,
+                       std::function<void(Result<ChatResponse>)> done, StreamOptions options = {},
+                       std::stop_token stop = {}) {
+        run_async_stream(loop, std::move(req), std::move(on_event), options, std::move(stop), std::move(done),
+                         async_chain());
     }
 
     /// Starts active health checks on `loop`; the same contract as Router::start_health_checks.

@@ -54,6 +54,7 @@ struct LoopTransfer {
     HttpResponse response{};
     std::function<void(Result<HttpResponse>)> done{};
     std::optional<std::stop_callback<CancelTransfer>> on_stop{};
+    std::unique_ptr<StreamSpec> spec{};  // a stream: where its 2xx body goes (call.stream points here)
 };
 
 class EventLoopState {
@@ -135,7 +136,8 @@ public:
         post([done = std::move(done), f = std::move(f)]() mutable { done(std::move(f)); });
     }
 
-    void send(const CurlOptions& opt, HttpRequest req, const Deadline& d, std::function<void(Result<HttpResponse>)> done) {
+    void send(const CurlOptions& opt, HttpRequest req, const Deadline& d, std::function<void(Result<HttpResponse>)> done,
+              std::unique_ptr<StreamSpec> spec = nullptr) {
         // The host names a failure; it is built only for one.
         auto host = [&req] { return std::string(url_host(req.url)); };
         if (closing) return refuse(std::move(done), Failure::of(Reason::cancelled, host() + ": the event loop is shutting down"));
@@ -160,9 +162,16 @@ public:
         CURL* h = t->easy.get();
         t->call.response = &t->response;
         t->call.limit = opt.max_response_bytes;
+        if (spec) {
+            t->spec = std::move(spec);
+            t->call.stream = t->spec.get();
+            t->call.quiet_until = std::chrono::steady_clock::now() + d.timeout;  // the first progress
+        }
         curl_configure(h, t->req, t->d, opt, t->headers.get(), t->call);
         curl_easy_setopt(h, CURLOPT_PRIVATE, static_cast<void*>(t.get()));
         if (options.http2) {
+            // HTTP/2 over TLS only: cleartext h2 by prior knowledge breaks on connection reuse
+            // in libcurl 7.88 (curl/curl#10634, fixed in 8.0.0), Debian 12's version.
             curl_easy_setopt(h, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
             // Over TLS, a burst waits for the first connection's ALPN answer and shares it
             // when it is HTTP/2, instead of opening a connection per request.
@@ -180,6 +189,7 @@ public:
         t->id = next_transfer++;
         t->done = std::move(done);
         LoopTransfer& ref = *t;
+        if (ref.spec) streams.push_back(ref.id);
         live.emplace(t->id, std::move(t));
         n_transfers.store(live.size(), std::memory_order_relaxed);
         // Registered last: a stop already requested posts the cancel at once.
@@ -212,7 +222,30 @@ public:
         return done;
     }
 
+    // Ends the streams that went quiet past their limit; the time until the next may.
+    std::chrono::milliseconds check_stalls() {
+        if (streams.empty()) return std::chrono::milliseconds::max();
+        const auto now = std::chrono::steady_clock::now();
+        std::vector<std::uint64_t> stalled;
+        auto next = std::chrono::steady_clock::time_point::max();
+        for (const auto id : streams) {
+            const auto it = live.find(id);
+            if (it == live.end()) continue;
+            const auto until = it->second->call.quiet_until;
+            if (now >= until) stalled.push_back(id);
+            else next = std::min(next, until);
+        }
+        for (const auto id : stalled) {
+            Outcome out;
+            out.stalled = true;
+            if (auto it = live.find(id); it != live.end()) finish(*it->second, out);
+        }
+        if (next == std::chrono::steady_clock::time_point::max()) return std::chrono::milliseconds::max();
+        return std::max(std::chrono::ceil<std::chrono::milliseconds>(next - now), std::chrono::milliseconds{1});
+    }
+
     void finish(LoopTransfer& t, const Outcome& out) {
+        if (t.spec) std::erase(streams, t.id);
         CURL* h = t.easy.get();
         curl_multi_remove_handle(multi.get(), h);
         t.on_stop.reset();  // waits for a cancel running on another thread (it only posts)
@@ -247,8 +280,9 @@ public:
 
     std::size_t turn(std::chrono::milliseconds max_wait) {
         std::size_t n = run_tasks() + fire_timers() + perform();
+        const auto stall_in = check_stalls();
         if (n > 0 || queued.load(std::memory_order_relaxed) > 0) return n + run_tasks();
-        auto wait = std::max(max_wait, std::chrono::milliseconds::zero());
+        auto wait = std::min(std::max(max_wait, std::chrono::milliseconds::zero()), stall_in);
         if (!timer_queue.empty()) {
             const auto until = std::chrono::ceil<std::chrono::milliseconds>(timer_queue.begin()->first.first -
                                                                             options.clock->now());
@@ -258,7 +292,9 @@ public:
             const int ms = static_cast<int>(std::min<std::chrono::milliseconds::rep>(wait.count(), 0x7fffffff));
             curl_multi_poll(multi.get(), nullptr, 0, ms, nullptr);
         }
-        return n + run_tasks() + fire_timers() + perform();
+        n += run_tasks() + fire_timers() + perform();
+        check_stalls();
+        return n;
     }
 
     // Ends everything still running: transfers as cancelled, waits at once, so each owner
@@ -295,6 +331,7 @@ public:
     EventLoop::TimerId next_timer = 1;
     std::uint64_t next_transfer = 1;
     std::unordered_map<std::uint64_t, std::unique_ptr<LoopTransfer>> live{};
+    std::vector<std::uint64_t> streams{};  // the live transfers that stream (their stalls are timed here)
     std::vector<CurlEasyPtr> spare{};
     std::atomic<bool> driving{false};
     bool closing = false;
@@ -385,6 +422,10 @@ FAILOVER_INLINE EventLoop::TimerId EventLoop::after(Clock::duration delay, std::
     return s_->after(delay, std::move(fn));
 }
 FAILOVER_INLINE bool EventLoop::cancel(TimerId id) noexcept { return s_->cancel_timer(id); }
+FAILOVER_INLINE void EventLoop::stream(const CurlOptions& options, HttpRequest req, const Deadline& d, StreamSpec spec,
+                                       std::function<void(Result<HttpResponse>)> done) {
+    s_->send(options, std::move(req), d, std::move(done), std::make_unique<StreamSpec>(std::move(spec)));
+}
 
 FAILOVER_INLINE void EventLoop::send(const CurlOptions& options, HttpRequest req, const Deadline& d,
                                      std::function<void(Result<HttpResponse>)> done) {

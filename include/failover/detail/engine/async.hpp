@@ -21,6 +21,7 @@
 #include <span>
 #include <stop_token>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -28,6 +29,7 @@
 #include "failover/detail/engine/chain.hpp"
 #include "failover/detail/engine/exchange.hpp"
 #include "failover/detail/engine/request_state.hpp"
+#include "failover/detail/engine/streaming.hpp"
 #include "failover/detail/engine/visit.hpp"
 #include "failover/event_loop.hpp"
 #include "failover/failure.hpp"
@@ -52,12 +54,17 @@ public:
     virtual ~AsyncVisitBase() = default;
     virtual bool begin() = 0;
     virtual Order plan() = 0;
-    virtual Order finish(Result<ChatResponse> outcome, bool racing) = 0;
+    virtual Order finish(Result<ChatResponse> outcome, bool committed, bool racing) = 0;
     virtual const std::string& route_name() const noexcept = 0;
+    virtual const ChatRequest& request() const noexcept = 0;
     virtual std::optional<std::chrono::milliseconds> hedge_after() const noexcept = 0;
     virtual bool spend_hedge() noexcept = 0;
     /// Starts the planned attempt's exchange; `done` runs later on the loop's thread, once.
     virtual void exchange(EventLoop& loop, const Deadline& d, std::function<void(Result<ChatResponse>)> done) = 0;
+    /// The same, streamed: deltas go to `out` as they are decoded (a route that cannot
+    /// stream answers whole).
+    virtual void exchange_stream(EventLoop& loop, const Deadline& d, StreamDelivery& out,
+                                 std::function<void(Result<ChatResponse>)> done) = 0;
 };
 
 template <class R>
@@ -66,10 +73,11 @@ public:
     AsyncVisit(R& route, RequestState& rs) : route_(route), rs_(rs), visit_(route, rs) {}
     bool begin() override { return visit_.begin(); }
     Order plan() override { return visit_.plan(); }
-    Order finish(Result<ChatResponse> outcome, bool racing) override {
-        return visit_.finish(std::move(outcome), false, racing);
+    Order finish(Result<ChatResponse> outcome, bool committed, bool racing) override {
+        return visit_.finish(std::move(outcome), committed, racing);
     }
     const std::string& route_name() const noexcept override { return visit_.route_name(); }
+    const ChatRequest& request() const noexcept override { return visit_.request(); }
     std::optional<std::chrono::milliseconds> hedge_after() const noexcept override { return visit_.hedge_after(); }
     bool spend_hedge() noexcept override { return visit_.spend_hedge(); }
 
@@ -97,6 +105,35 @@ public:
         }
     }
 
+    void exchange_stream(EventLoop& loop, const Deadline& d, StreamDelivery& out,
+                         std::function<void(Result<ChatResponse>)> done) override {
+        if constexpr (streams_answers<R> && runs_on_loop<R>) {
+            Result<HttpRequest> http = Failure::of(Reason::internal, "unknown exception");
+            try {
+                x_ = std::make_unique<StreamExchange<R>>(route_, visit_.request(), out, rs_);
+                http = x_->encode();
+            } catch (const std::exception& e) {
+                http = thrown(e);
+            } catch (...) {
+            }
+            if (!http) return later(loop, std::move(done), std::move(http).error());
+            // The exchange outlives its transfer: the call holding this visit is kept alive by `done`.
+            loop.stream(route_.transport().options(), std::move(*http), d, x_->spec(),
+                        [this, done = std::move(done)](Result<HttpResponse> res) mutable {
+                            Result<ChatResponse> r = Failure::of(Reason::internal, "unknown exception");
+                            try {
+                                r = x_->end(std::move(res));
+                            } catch (const std::exception& e) {
+                                r = thrown(e);
+                            } catch (...) {
+                            }
+                            done(std::move(r));
+                        });
+        } else {
+            exchange(loop, d, std::move(done));
+        }
+    }
+
 private:
     static void later(EventLoop& loop, std::function<void(Result<ChatResponse>)> done, Result<ChatResponse> r) {
         loop.post([done = std::move(done), r = std::move(r)]() mutable { done(std::move(r)); });
@@ -105,6 +142,8 @@ private:
     R& route_;
     RequestState& rs_;
     RouteVisit<R> visit_;
+    // The current attempt's streamed exchange (named only for routes that stream).
+    std::unique_ptr<std::conditional_t<streams_answers<R>, StreamExchange<R>, int>> x_{};
 };
 
 /// The routes of a chain as the async driver sees them: visit i of `routes`.
@@ -129,15 +168,18 @@ struct AsyncShared {
 class AsyncCall : public std::enable_shared_from_this<AsyncCall> {
 public:
     AsyncCall(EventLoop& loop, AsyncChain chain, ChatRequest req, const AsyncShared& shared,
-              std::shared_ptr<MetricsSink> sink, std::uint64_t seed, Mode mode, AsyncDone done)
+              std::shared_ptr<MetricsSink> sink, std::uint64_t seed, Mode mode, AsyncDone done,
+              std::unique_ptr<StreamDelivery> out)
         : loop_(loop), chain_(chain), req_(std::move(req)), shared_(shared), sink_(std::move(sink)), seed_(seed),
-          mode_(std::move(mode)), done_(std::move(done)) {}
+          mode_(std::move(mode)), done_(std::move(done)), out_(std::move(out)) {}
 
     /// Hands the request to the loop (any thread); its completion runs on the loop's thread.
+    /// `out`: a stream (mode.streaming), whose events reach the caller on the loop's thread.
     static void start(EventLoop& loop, AsyncChain chain, ChatRequest req, const AsyncShared& shared,
-                      std::shared_ptr<MetricsSink> sink, std::uint64_t seed, Mode mode, AsyncDone done) {
+                      std::shared_ptr<MetricsSink> sink, std::uint64_t seed, Mode mode, AsyncDone done,
+                      std::unique_ptr<StreamDelivery> out = nullptr) {
         auto call = std::make_shared<AsyncCall>(loop, chain, std::move(req), shared, std::move(sink), seed,
-                                                std::move(mode), std::move(done));
+                                                std::move(mode), std::move(done), std::move(out));
         loop.post([call] { call->guard([&] { call->begin(); }); });
     }
 
@@ -249,14 +291,19 @@ private:
         l->in_flight = true;
         arm_hedge(*l);
         auto self = shared_from_this();
-        l->visit->exchange(loop_, d, [self, id](Result<ChatResponse> r) {
-            self->guard([&] { self->outcome(id, std::move(r)); });
-        });
+        auto then = [self, id](Result<ChatResponse> r) { self->guard([&] { self->outcome(id, std::move(r)); }); };
+        if (out_) {
+            out_->begin(l->visit->route_name(), static_cast<bool>(l->visit->request().schema));
+            l->visit->exchange_stream(loop_, d, *out_, std::move(then));
+        } else {
+            l->visit->exchange(loop_, d, std::move(then));
+        }
     }
 
     // The first attempt of a route with hedge_after set: a timer to start the next route.
+    // Streams are not hedged: two legs would interleave their deltas.
     void arm_hedge(Leg& l) {
-        if (l.hedged || legs_.size() > 1 || hedge_timer_) return;
+        if (out_ || l.hedged || legs_.size() > 1 || hedge_timer_) return;
         const auto after = l.visit->hedge_after();
         if (!after || l.position + 1 >= chain_.size) return;
         l.hedged = true;
@@ -297,7 +344,7 @@ private:
         if (completed_) {  // ended early (a hook threw): still one attempt and one metric, then gone
             (void)l->visit->finish(r ? Result<ChatResponse>(Failure::of(Reason::cancelled, "the request had ended"))
                                      : std::move(r),
-                                   true);
+                                   false, true);
             return drop(id);
         }
         if (hedge_timer_ && legs_.size() == 1) {  // answered before the hedge was due
@@ -310,13 +357,17 @@ private:
                 r = Failure::of(Reason::cancelled, "a hedged attempt on another route answered first");
             else if (r)
                 r = Failure::of(Reason::cancelled, "the request had ended");
-            (void)l->visit->finish(std::move(r), true);
+            (void)l->visit->finish(std::move(r), false, true);
             drop(id);
             return settle();
         }
         const bool racing = std::any_of(legs_.begin(), legs_.end(), [&](const Leg& o) { return o.id != id && o.in_flight; });
         if (!racing) {
-            const Order o = l->visit->finish(std::move(r), false);
+            const bool committed = out_ && out_->committed();
+            const bool failed = !r;
+            const Reason reason = failed ? r.error().reason : Reason::internal;
+            const Order o = l->visit->finish(std::move(r), committed, false);
+            if (out_) after_stream_attempt(l->visit->route_name(), *rs_, *out_, committed, failed, reason, o);
             switch (o.action) {
                 case Action::wait_then: return wait(o.wait, [this, id] { attempt(id); });
                 case Action::again: return attempt(id);
@@ -325,7 +376,7 @@ private:
             }
             return;
         }
-        const Order o = l->visit->finish(std::move(r), true);
+        const Order o = l->visit->finish(std::move(r), false, true);
         drop(id);
         if (o.step == Step::answered || o.step == Step::stop) {
             // Won (or stopped): the other transfer is cancelled and listed before the end.
@@ -414,6 +465,7 @@ private:
     std::uint64_t seed_;
     Mode mode_;
     AsyncDone done_;
+    std::unique_ptr<StreamDelivery> out_{};  // a stream: what reaches the caller
     std::optional<RequestState> rs_{};
     std::optional<Admission::Slot> slot_{};
     std::optional<Clock::time_point> admit_until_{};

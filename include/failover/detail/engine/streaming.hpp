@@ -181,82 +181,158 @@ private:
     std::string partial_;
 };
 
-/// One streamed exchange with route `r`: encode for streaming, hand the bytes to the
-/// adapter's decoder as they arrive, deltas to `out`; the assembled answer or a Failure.
-/// A route that cannot stream performs a whole exchange instead.
+/// True for a route whose answers can stream: its adapter decodes a stream and its transport
+/// (when the blocking driver calls it) hands bytes over as they arrive.
+template <class R>
+inline constexpr bool streams_answers = [] {
+    if constexpr (R::is_http) return StreamingAdapter<typename R::adapter_type>;
+    else return false;
+}();
+
+/// One streamed exchange with route `r`, whatever does the waiting: encode() the request for
+/// streaming, hand spec()'s callbacks to a transport (bytes go to the adapter's decoder as
+/// they arrive, deltas to `out`), then end() turns what the transport returned into the
+/// assembled answer or a Failure. The object must outlive the transfer.
+template <class R>
+class StreamExchange {
+public:
+    StreamExchange(R& r, const ChatRequest& req, StreamDelivery& out, RequestState& rs)
+        : r_(r), req_(req), out_(out), rs_(rs) {}
+    StreamExchange(const StreamExchange&) = delete;
+    StreamExchange& operator=(const StreamExchange&) = delete;
+
+    Result<HttpRequest> encode() {
+        Result<HttpRequest> http = r_.adapter().encode_stream(req_);
+        if (!http) return http;
+        if constexpr (requires { r_.transport().options().max_response_bytes; })
+            limits_.max_total_bytes = r_.transport().options().max_response_bytes;
+        limits_.keep_text = out_.keeps_text();
+        decoder_.emplace(r_.adapter().stream_decoder(req_, limits_));
+        t0_ = rs_.clock.now();
+        return http;
+    }
+
+    StreamSpec spec() {
+        StreamSpec spec;
+        spec.idle = r_.options().stream_idle_timeout;
+        spec.on_head = [this](int status, const Headers& headers) {
+            // A server that ignores the stream request answers one JSON body: read it whole.
+            const std::string* type = find_header(headers, "content-type");
+            whole_ = type == nullptr || type->find("event-stream") == std::string::npos;
+            body_.status = status;
+            if (whole_) body_.headers = headers;
+        };
+        spec.on_data = [this](std::string_view bytes) { return data(bytes); };
+        return spec;
+    }
+
+    /// What the transport returned (the head of a streamed 2xx, or any whole response, or a Failure).
+    Result<ChatResponse> end(Result<HttpResponse> res) {
+        if (out_.broken())
+            return Failure::of(Reason::cancelled,
+                               "the stream's callback threw: " + classifier::sanitize_text(out_.broken_why(), 200));
+        if (!res) return std::move(res).error();
+        if (!is_success(res->status)) return classify_response(*res, rs_.clock.wall_now(), r_.adapter());
+        if (failed_) {
+            if (failed_->status == 0) failed_->status = res->status;
+            return std::move(*failed_);
+        }
+        if (whole_) {
+            Result<ChatResponse> dec = r_.adapter().decode(req_, body_);
+            if (!dec && dec.error().status == 0) dec.error().status = res->status;
+            return dec;
+        }
+        Result<ChatResponse> end = decoder_->end();
+        if (!end && end.error().status == 0) end.error().status = res->status;
+        return end;
+    }
+
+private:
+    StreamStep data(std::string_view bytes) {
+        if (whole_) {
+            if (bytes.size() > limits_.max_total_bytes - std::min(body_.body.size(), limits_.max_total_bytes)) {
+                failed_ = Failure::of(Reason::response_too_large, "the response is larger than max_response_bytes");
+                return StreamStep::stop;
+            }
+            body_.body.append(bytes);
+            return StreamStep::more;
+        }
+        batch_.clear();
+        failed_ = decoder_->feed(bytes, batch_);
+        bool progress = false;
+        for (StreamDelta& delta : batch_) {
+            const bool before = out_.first_content();
+            progress = out_.take(std::move(delta)) || progress;
+            if (!before && out_.first_content())
+                rs_.emit(FirstTokenEvent{r_.name(), rs_.req.tenant, rs_.clock.now() - t0_});
+        }
+        if (failed_ || out_.broken()) return StreamStep::stop;
+        return progress ? StreamStep::progress : StreamStep::more;
+    }
+
+    using Decoder = decltype(std::declval<const typename R::adapter_type&>().stream_decoder(
+        std::declval<const ChatRequest&>(), std::declval<const StreamLimits&>()));
+
+    R& r_;
+    const ChatRequest& req_;
+    StreamDelivery& out_;
+    RequestState& rs_;
+    StreamLimits limits_{};
+    std::optional<Decoder> decoder_{};
+    std::vector<StreamDelta> batch_{};
+    std::optional<Failure> failed_{};
+    Clock::time_point t0_{};
+    bool whole_ = false;
+    HttpResponse body_{};
+};
+
+/// One streamed exchange with route `r` on the caller's thread (the blocking streaming
+/// driver); a route that cannot stream performs a whole exchange instead.
 template <class R>
 Result<ChatResponse> perform_stream(R& r, const ChatRequest& req, Deadline d, StreamDelivery& out, RequestState& rs) {
-    using A = typename R::adapter_type;
-    const auto wall_now = [&rs] { return rs.clock.wall_now(); };
-    if constexpr (R::is_http && StreamingAdapter<A> && StreamingTransport<typename R::transport_type>) {
+    if constexpr (streams_answers<R> && StreamingTransport<typename R::transport_type>) {
         try {
-            Result<HttpRequest> http = [&]() -> Result<HttpRequest> { return r.adapter().encode_stream(req); }();
+            StreamExchange<R> x(r, req, out, rs);
+            Result<HttpRequest> http = x.encode();
             if (!http) return std::move(http).error();
-            StreamLimits limits;
-            if constexpr (requires { r.transport().options().max_response_bytes; })
-                limits.max_total_bytes = r.transport().options().max_response_bytes;
-            limits.keep_text = out.keeps_text();
-            auto decoder = r.adapter().stream_decoder(req, limits);
-            std::vector<StreamDelta> batch;
-            std::optional<Failure> failed;
-            const auto t0 = rs.clock.now();
-            // A server that ignores the stream request answers one JSON body: read it whole.
-            bool whole = false;
-            HttpResponse body;
-            StreamSpec spec;
-            spec.idle = r.options().stream_idle_timeout;
-            spec.on_head = [&](int status, const Headers& headers) {
-                const std::string* type = find_header(headers, "content-type");
-                whole = type == nullptr || type->find("event-stream") == std::string::npos;
-                body.status = status;
-                if (whole) body.headers = headers;
-            };
-            spec.on_data = [&](std::string_view bytes) {
-                if (whole) {
-                    if (bytes.size() > limits.max_total_bytes - std::min(body.body.size(), limits.max_total_bytes)) {
-                        failed = Failure::of(Reason::response_too_large, "the response is larger than max_response_bytes");
-                        return StreamStep::stop;
-                    }
-                    body.body.append(bytes);
-                    return StreamStep::more;
-                }
-                batch.clear();
-                failed = decoder.feed(bytes, batch);
-                bool progress = false;
-                for (StreamDelta& delta : batch) {
-                    const bool before = out.first_content();
-                    progress = out.take(std::move(delta)) || progress;
-                    if (!before && out.first_content())
-                        rs.emit(FirstTokenEvent{r.name(), rs.req.tenant, rs.clock.now() - t0});
-                }
-                if (failed || out.broken()) return StreamStep::stop;
-                return progress ? StreamStep::progress : StreamStep::more;
-            };
-            Result<HttpResponse> res = r.transport().stream(*http, d, spec);
-            if (out.broken())
-                return Failure::of(Reason::cancelled,
-                                   "the stream's callback threw: " + classifier::sanitize_text(out.broken_why(), 200));
-            if (!res) return std::move(res).error();
-            if (!is_success(res->status)) return classify_response(*res, wall_now(), r.adapter());
-            if (failed) {
-                if (failed->status == 0) failed->status = res->status;
-                return std::move(*failed);
-            }
-            if (whole) {
-                Result<ChatResponse> dec = r.adapter().decode(req, body);
-                if (!dec && dec.error().status == 0) dec.error().status = res->status;
-                return dec;
-            }
-            Result<ChatResponse> end = decoder.end();
-            if (!end && end.error().status == 0) end.error().status = res->status;
-            return end;
+            return x.end(r.transport().stream(*http, d, x.spec()));
         } catch (const std::exception& e) {
             return thrown(e);
         } catch (...) {
             return Failure::of(Reason::internal, "unknown exception");
         }
     } else {
-        return perform(r, req, d, wall_now);
+        return perform(r, req, d, [&rs] { return rs.clock.wall_now(); });
+    }
+}
+
+/// After a streamed attempt on `route` was finished by its visit (`after`): what the caller
+/// is told. An answer releases what was held (or the whole answer, from a route that could
+/// not stream); a failure before anything reached the caller drops what was held; a failure
+/// after it ends the request as mid-stream with the partial text, or restarts (announced).
+inline void after_stream_attempt(const std::string& route, RequestState& rs, StreamDelivery& out, bool committed,
+                                 bool failed, Reason reason, const Order& after) {
+    if (after.step == Step::answered) {
+        if (out.taken()) out.release();
+        else out.whole(*rs.answer);
+        if (out.broken()) {  // the caller's callback threw on the last deltas: the answer is still returned
+            rs.sink_errors.fetch_add(1, std::memory_order_relaxed);
+        }
+        rs.emit(StreamOutcomeEvent{route, rs.req.tenant, "complete", Reason::internal});
+        return;
+    }
+    if (!committed) {
+        out.drop();
+    } else if (failed || after.step != Step::answered) {
+        // Past the first delta: the caller owns what it saw.
+        if (after.step == Step::stop && rs.last_failure) {
+            rs.last_failure->mid_stream = true;
+            rs.last_failure->partial_text = out.partial_text();
+            rs.emit(StreamOutcomeEvent{route, rs.req.tenant, "failed_mid_stream", reason});
+        } else {
+            out.restart(reason);
+            rs.emit(StreamOutcomeEvent{route, rs.req.tenant, "restarted", reason});
+        }
     }
 }
 
@@ -275,28 +351,8 @@ Step run_route_stream(R& route, RequestState& rs, StreamDelivery& out) {
         const bool failed = !outcome;
         const Reason reason = failed ? outcome.error().reason : Reason::internal;
         const Order after = visit.finish(std::move(outcome), committed);
-        if (after.step == Step::answered) {
-            if (out.taken()) out.release();
-            else out.whole(*rs.answer);
-            if (out.broken()) {  // the caller's callback threw on the last deltas: the answer is still returned
-                rs.sink_errors.fetch_add(1, std::memory_order_relaxed);
-            }
-            rs.emit(StreamOutcomeEvent{route.name(), rs.req.tenant, "complete", Reason::internal});
-            return Step::answered;
-        }
-        if (!committed) {
-            out.drop();
-        } else if (failed || after.step != Step::answered) {
-            // Past the first delta: the caller owns what it saw.
-            if (after.step == Step::stop && rs.last_failure) {
-                rs.last_failure->mid_stream = true;
-                rs.last_failure->partial_text = out.partial_text();
-                rs.emit(StreamOutcomeEvent{route.name(), rs.req.tenant, "failed_mid_stream", reason});
-            } else {
-                out.restart(reason);
-                rs.emit(StreamOutcomeEvent{route.name(), rs.req.tenant, "restarted", reason});
-            }
-        }
+        after_stream_attempt(route.name(), rs, out, committed, failed, reason, after);
+        if (after.step == Step::answered) return Step::answered;
         switch (after.action) {
             case Action::wait_then: rs.sleeper.sleep_for(after.wait, rs.stop); break;
             case Action::again: break;
