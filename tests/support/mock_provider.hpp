@@ -495,7 +495,7 @@ public:
         addr.sin_port = 0;
         socklen_t len = sizeof addr;
         if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-            ::listen(listen_fd_, 128) != 0 ||
+            ::listen(listen_fd_, SOMAXCONN) != 0 ||  // a burst of hundreds of connects must not lose SYNs
             ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
             const int err = errno;
             close_fds();

@@ -381,6 +381,7 @@ private:
         if (o.step == Step::answered || o.step == Step::stop) {
             // Won (or stopped): the other transfer is cancelled and listed before the end.
             settling_ = o.step;
+            rs_->settled = true;
             if (o.step == Step::stop) settled_failure_ = rs_->last_failure;
             for (auto& other : legs_)
                 if (other.in_flight && other.stop) other.stop->request_stop();
@@ -442,6 +443,7 @@ private:
     void complete(Result<ChatResponse> r) {
         if (completed_) return;
         completed_ = true;
+        if (rs_) rs_->settled = true;
         on_stop_.reset();
         if (timer_) loop_.cancel(*timer_);
         if (hedge_timer_) loop_.cancel(*hedge_timer_);

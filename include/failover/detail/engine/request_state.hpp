@@ -82,6 +82,9 @@ struct RequestState {
     const std::string* pending_from = nullptr;
     Reason pending_reason = Reason::internal;
     std::optional<Failure> last_failure{};
+    // The request's outcome is decided (a hedge race was won or stopped, or the request
+    // ended): what a late leg brings back is listed, never acted on.
+    bool settled = false;
     std::unique_ptr<ChatResponse> answer{};  // (on the heap: a request holds it only at its end)
     // Recovery bookkeeping for an all-skipped pass.
     int tried_this_pass = 0;

@@ -216,7 +216,9 @@ public:
 
         rs_.pending_from = &route_.name();
         rs_.pending_reason = f.reason;
-        if (f.kind == FailureKind::policy) {
+        if (f.kind == FailureKind::policy && !rs_.settled) {
+            // (A block that comes back after the request was settled, from the other leg of a
+            // hedge race, is listed as an attempt but is not the request's outcome.)
             rs_.emit(PolicyEvent{route_.name(), rs_.req.tenant, f.reason, f.category});
             if (rs_.opts.policy_fallback) {
                 // Opted in: go on, but only to routes at least as strict as this one.
