@@ -640,3 +640,46 @@ TEST_CASE("over HTTP/2 the loop multiplexes many requests on one connection", "[
     gone.get_future().get();
     loop.stop();
 }
+
+TEST_CASE("when both legs of a hedge race come back in one loop turn, the request has exactly one outcome",
+          "[async][hedge]") {
+    // Found by the chaos soak: the other leg's policy block, read in the turn that settled the
+    // race, was sent as a PolicyEvent too, so one request counted as two outcomes.
+    for (const bool primary_blocks : {false, true}) {
+        INFO((primary_blocks ? "both legs blocked" : "the primary answers, the hedge is blocked"));
+        AsyncFixture fx;
+        fx.mock.route("primary").then(primary_blocks ? Fault::content_filter().delayed(100ms)
+                                                     : Fault::ok("from primary").delayed(100ms));
+        fx.mock.route("secondary").then(Fault::refusal().delayed(100ms));
+        RouteOptions hedged;
+        hedged.hedge_after = 50ms;
+        Router router{fx.options(), Route{"primary", fx.openai("primary"), fx.http, hedged},
+                      Route{"secondary", fx.anthropic("secondary"), fx.http}};
+        router.add_sink(fx.sink);
+        Completion c;
+        router.submit(fx.loop, ask(), c.callback());
+        for (int turns = 0; fx.mock.route("primary").requests() == 0; ++turns) {
+            REQUIRE(turns < 500);
+            fx.loop.run_once(10ms);
+        }
+        fx.clock->advance(50ms);  // the hedge is due: the secondary starts beside the primary
+        for (int turns = 0; fx.mock.route("secondary").requests() == 0; ++turns) {
+            REQUIRE(turns < 500);
+            fx.loop.run_once(10ms);
+        }
+        // Both answer 100 ms later, before the loop looks again: one turn reads both.
+        const auto give_up = std::chrono::steady_clock::now() + 5s;
+        while ((fx.mock.route("primary").bytes_sent() == 0 || fx.mock.route("secondary").bytes_sent() == 0) &&
+               std::chrono::steady_clock::now() < give_up)
+            std::this_thread::yield();
+        REQUIRE(fx.mock.route("primary").bytes_sent() > 0);
+        REQUIRE(fx.mock.route("secondary").bytes_sent() > 0);
+        for (int turns = 0; !c.done(); ++turns) {
+            REQUIRE(turns < 500);
+            fx.loop.run_once(10ms);
+        }
+        CHECK(fx.sink->count("success") + fx.sink->count("policy") + fx.sink->count("exhausted") == 1);
+        const auto& attempts = *c.result ? (*c.result)->attempts : c.result->error().attempts;
+        CHECK(attempts.size() == 2);  // both reached a provider; both listed
+    }
+}
