@@ -26,9 +26,13 @@ failover_need_packages() {
 # What building the library, its tests, examples and benchmarks needs.
 # json-schema-test-suite, clang, libfuzzer-14-dev and libclang-rt-14-dev (clang's
 # sanitizer runtimes) are for the tests only (the conformance suite and the fuzzers),
-# and nodejs (the HTTP/2 upstream of the event loop's multiplexing test).
+# and nodejs (the HTTP/2 upstream of the event loop's multiplexing test). libhiredis-dev
+# builds failover::redis (RedisStore); redis-server is what the shared-state tests, the
+# shared-breaker example and its benchmark start on a loopback port (never as a service
+# they rely on).
 FAILOVER_BUILD_PACKAGES=(g++ cmake make git ca-certificates pkg-config nlohmann-json3-dev libcurl4-openssl-dev
-  libre2-dev catch2 libbenchmark-dev json-schema-test-suite clang libfuzzer-14-dev libclang-rt-14-dev nodejs)
+  libre2-dev catch2 libbenchmark-dev json-schema-test-suite clang libfuzzer-14-dev libclang-rt-14-dev nodejs
+  libhiredis-dev libssl-dev redis-server)
 
 # ccache when present, nothing when not.
 failover_launcher() {

@@ -38,6 +38,8 @@ public:
     RetryBudget& retry_budget() const noexcept { return p_->retry_budget(); }
     RateLimiter& rate_limiter() const noexcept { return p_->rate_limiter(); }
     RouteLoad load() const noexcept { return p_->load(); }
+    /// See Route::share_state.
+    void share_state(StateStore& store) { p_->share_state(store); }
     const RouteOptions& options() const noexcept { return p_->options(); }
     /// True when the route calls a provider over a transport.
     bool is_http() const noexcept { return p_->is_http(); }
@@ -55,6 +57,7 @@ private:
         virtual RetryBudget& retry_budget() const noexcept = 0;
         virtual RateLimiter& rate_limiter() const noexcept = 0;
         virtual RouteLoad load() const noexcept = 0;
+        virtual void share_state(StateStore& store) = 0;
         virtual const RouteOptions& options() const noexcept = 0;
         virtual bool is_http() const noexcept = 0;
     };
@@ -74,6 +77,7 @@ private:
         RetryBudget& retry_budget() const noexcept override { return route.retry_budget(); }
         RateLimiter& rate_limiter() const noexcept override { return route.rate_limiter(); }
         RouteLoad load() const noexcept override { return route.load(); }
+        void share_state(StateStore& store) override { route.share_state(store); }
         const RouteOptions& options() const noexcept override { return route.options(); }
         bool is_http() const noexcept override { return R::is_http; }
         R route{};

@@ -91,6 +91,18 @@ struct BreakerTransition {
     std::chrono::milliseconds open_for{0};  ///< when `to` is open: how long
 };
 
+/// Hears of a breaker's own changes (a StateStore sharing it; state.hpp). Called under the
+/// breaker's lock on the request's thread: cheap, never blocking, never calling back.
+class BreakerSync {
+public:
+    virtual ~BreakerSync() = default;
+    /// The breaker moved to `to` by its own decision (never by adopt). For `open`,
+    /// `open_for` is the open duration just chosen and `opens` the openings without a close.
+    virtual void breaker_changed(BreakerState to, std::chrono::milliseconds open_for, int opens) noexcept = 0;
+    /// The breaker counted an outcome in its window (closed state only).
+    virtual void breaker_counted(bool failure) noexcept = 0;
+};
+
 /// The circuit breaker of one route.
 class CircuitBreaker {
 public:
@@ -210,6 +222,47 @@ public:
         return t;
     }
 
+    /// Shares the breaker through `s` (nullptr: stop).
+    void attach(BreakerSync* s) {
+        std::lock_guard lock(mu_);
+        sync_ = s;
+    }
+    /// Another instance's breaker for the same route moved (heard through a shared store):
+    /// this one follows. `to` open: open for `open_for` from `now` (an open breaker only ever
+    /// has its time extended, and `opens` carries the escalation over); closed: a successful
+    /// probe elsewhere closes this one too. A forced-open or disabled breaker stays as the
+    /// operator left it, and half-open is each instance's own business. Not reported back.
+    std::optional<BreakerTransition> adopt(BreakerState to, time_point now, std::chrono::milliseconds open_for, int opens) {
+        std::lock_guard lock(mu_);
+        if (state_ == BreakerState::forced_open || state_ == BreakerState::disabled) return std::nullopt;
+        if (to == BreakerState::open) {
+            if (open_for.count() <= 0) return std::nullopt;
+            if (state_ == BreakerState::open && open_until_ >= now + open_for) return std::nullopt;
+            BreakerTransition t{state_, BreakerState::open, open_for};
+            state_ = BreakerState::open;
+            open_until_ = now + open_for;
+            last_open_for_ = open_for;
+            opens_ = std::max(opens_, opens);
+            probe_successes_ = 0;
+            probes_in_flight_ = 0;
+            return t;
+        }
+        if (to == BreakerState::closed && state_ != BreakerState::closed) {
+            BreakerTransition t{state_, BreakerState::closed, {}};
+            state_ = BreakerState::closed;
+            opens_ = 0;
+            clear_window();
+            probes_in_flight_ = 0;
+            return t;
+        }
+        return std::nullopt;
+    }
+    /// Openings since the last close (the escalation of the open time).
+    int opens() const {
+        std::lock_guard lock(mu_);
+        return opens_;
+    }
+
     /// Current state (an open breaker whose time is up still reads open until the next try_acquire).
     BreakerState state() const {
         std::lock_guard lock(mu_);
@@ -291,6 +344,7 @@ private:
             ++b.failures;
             ++failures_;
         }
+        if (sync_) sync_->breaker_counted(failure);
     }
 
     void clear_window() noexcept {
@@ -337,6 +391,7 @@ private:
                 probes_in_flight_ = 0;
                 break;
         }
+        if (sync_) sync_->breaker_changed(to, t.open_for, opens_);
         return t;
     }
 
@@ -355,6 +410,7 @@ private:
     time_point open_until_{};
     std::chrono::milliseconds last_open_for_{0};
     Jitter jitter_;
+    BreakerSync* sync_ = nullptr;  // a shared store, when the route is bound to one
 };
 
 FAILOVER_END_NAMESPACE

@@ -1,15 +1,16 @@
 // SPDX-License-Identifier: MIT
 // What routes cost and what tenants may spend. A Price turns token usage into
 // dollars; a BudgetStore keeps each tenant's spend over a rolling window (the
-// in-memory default here; a shared store such as Redis implements the same
-// two calls); Budgets holds the ceilings. The router asks before each route
+// in-memory default here; RedisStore in stores/redis.hpp shares it between
+// instances); Budgets holds the ceilings. The router asks before each route
 // whether the tenant can still afford it (an estimate from the request's size)
-// and downshifts to cheaper routes when it cannot; it charges the real cost of
-// every answer. Admission uses an estimate (the request's size and its
-// max_tokens or the route's expected_output_tokens), so the last request
-// admitted may overshoot a ceiling by its estimate's error; concurrent
-// requests of one tenant may overshoot by the requests in flight, since the
-// check and the charge are not one transaction.
+// and downshifts to cheaper routes when it cannot. Each attempt on a priced
+// route then reserves its estimate (the check and the hold are one step, so
+// concurrent requests of a tenant never overshoot together), and settles when
+// it ends: an answer's real cost is recorded and the hold let go, a failure only
+// lets go. The estimate uses the request's size and its max_tokens or the
+// route's expected_output_tokens, so the last request admitted may overshoot a
+// ceiling by its estimate's error.
 #pragma once
 
 #include <algorithm>
@@ -52,6 +53,20 @@ public:
                          std::chrono::seconds window) = 0;
     /// Records `usd` spent by `tenant` at `now`.
     virtual void add(std::string_view tenant, double usd, std::chrono::system_clock::time_point now) = 0;
+    /// Holds `usd` for `tenant` when its spend in (now - window, now], plus what is held for
+    /// its calls in flight, plus `usd` stays within `ceiling`; false (nothing held) otherwise.
+    /// The default, for a store without holds, only checks spent().
+    virtual bool reserve(std::string_view tenant, double usd, double ceiling,
+                         std::chrono::system_clock::time_point now, std::chrono::seconds window) {
+        return spent(tenant, now, window) + usd <= ceiling;
+    }
+    /// Ends a hold of `reserved` made by reserve(): records `actual` spent at `now` (0 for a
+    /// call that failed) and lets the hold go.
+    virtual void settle(std::string_view tenant, double reserved, double actual,
+                        std::chrono::system_clock::time_point now) {
+        (void)reserved;
+        if (actual > 0.0) add(tenant, actual, now);
+    }
 };
 
 /// In-process store: per tenant, spend in buckets of a fixed width (by default
@@ -65,32 +80,60 @@ public:
 
     double spent(std::string_view tenant, std::chrono::system_clock::time_point now,
                  std::chrono::seconds window) override {
-        const std::int64_t cur = bucket(now);
-        const std::int64_t span =
-            std::max<std::int64_t>(1, (std::chrono::duration_cast<std::chrono::milliseconds>(window).count() + width_ms_ - 1) / width_ms_);
         std::lock_guard lock(mu_);
         auto it = tenants_.find(std::string(tenant));
-        if (it == tenants_.end()) return 0.0;
-        auto& b = it->second;
-        b.erase(b.begin(), b.lower_bound(cur - std::max<std::int64_t>(span, kKeep) + 1));
-        double sum = 0.0;
-        for (auto k = b.lower_bound(cur - span + 1); k != b.end() && k->first <= cur; ++k) sum += k->second;
-        return sum;
+        return it == tenants_.end() ? 0.0 : sum(it->second, now, window);
     }
     void add(std::string_view tenant, double usd, std::chrono::system_clock::time_point now) override {
         const std::int64_t k = bucket(now);
         std::lock_guard lock(mu_);
-        tenants_[std::string(tenant)][k] += usd;
+        tenants_[std::string(tenant)].buckets[k] += usd;
+    }
+    bool reserve(std::string_view tenant, double usd, double ceiling, std::chrono::system_clock::time_point now,
+                 std::chrono::seconds window) override {
+        std::lock_guard lock(mu_);
+        Tenant& t = tenants_[std::string(tenant)];
+        if (sum(t, now, window) + t.held + usd > ceiling) return false;
+        t.held += usd;
+        return true;
+    }
+    void settle(std::string_view tenant, double reserved, double actual, std::chrono::system_clock::time_point now) override {
+        const std::int64_t k = bucket(now);
+        std::lock_guard lock(mu_);
+        Tenant& t = tenants_[std::string(tenant)];
+        t.held = std::max(0.0, t.held - reserved);
+        if (actual > 0.0) t.buckets[k] += actual;
+    }
+    /// Dollars held for `tenant`'s calls in flight.
+    double held(std::string_view tenant) {
+        std::lock_guard lock(mu_);
+        auto it = tenants_.find(std::string(tenant));
+        return it == tenants_.end() ? 0.0 : it->second.held;
     }
 
 private:
     static constexpr std::int64_t kKeep = 60;  // buckets kept even when asked about a shorter window
+    struct Tenant {
+        std::map<std::int64_t, double> buckets{};
+        double held = 0.0;
+    };
+    // Spend in (now - window, now]; drops buckets too old to be asked about. Under mu_.
+    double sum(Tenant& t, std::chrono::system_clock::time_point now, std::chrono::seconds window) const {
+        const std::int64_t cur = bucket(now);
+        const std::int64_t span =
+            std::max<std::int64_t>(1, (std::chrono::duration_cast<std::chrono::milliseconds>(window).count() + width_ms_ - 1) / width_ms_);
+        auto& b = t.buckets;
+        b.erase(b.begin(), b.lower_bound(cur - std::max<std::int64_t>(span, kKeep) + 1));
+        double total = 0.0;
+        for (auto k = b.lower_bound(cur - span + 1); k != b.end() && k->first <= cur; ++k) total += k->second;
+        return total;
+    }
     std::int64_t bucket(std::chrono::system_clock::time_point t) const {
         return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count() / width_ms_;
     }
     const std::int64_t width_ms_;
     std::mutex mu_;
-    std::unordered_map<std::string, std::map<std::int64_t, double>> tenants_;
+    std::unordered_map<std::string, Tenant> tenants_;
 };
 
 /// Per-tenant spending ceilings over a rolling window.
@@ -145,7 +188,25 @@ public:
         if (estimate <= 0.0) return true;  // free routes stay open at the ceiling
         return spent(tenant, now) + estimate <= *c;
     }
+    /// Holds `estimate` for one call of `tenant` if its ceiling allows it with what is spent
+    /// and held already: the amount held (0: nothing needed holding, no ceiling or a free
+    /// call), or nullopt when the tenant cannot afford it. Every held amount must be passed
+    /// to exactly one settle().
+    std::optional<double> reserve(std::string_view tenant, double estimate, std::chrono::system_clock::time_point now) const {
+        const auto c = ceiling(tenant);
+        if (!c || estimate <= 0.0) return 0.0;
+        if (!store_->reserve(tenant, estimate, *c, now, window_)) return std::nullopt;
+        return estimate;
+    }
+    /// Ends a call: records `actual`, its real cost (0 when it failed), and lets go of the
+    /// `held` amount reserve() returned.
+    void settle(std::string_view tenant, double held, double actual, std::chrono::system_clock::time_point now) const {
+        if (held > 0.0) store_->settle(tenant, held, std::max(0.0, actual), now);
+        else charge(tenant, actual, now);
+    }
     std::chrono::seconds window() const noexcept { return window_; }
+    /// The store the spend is kept in.
+    BudgetStore& store() const noexcept { return *store_; }
 
 private:
     static std::shared_ptr<BudgetStore> make_default(std::chrono::seconds window) {

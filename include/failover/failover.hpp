@@ -22,6 +22,7 @@
 #include "failover/budget.hpp"
 #include "failover/metrics.hpp"
 #include "failover/rate_limit.hpp"
+#include "failover/state.hpp"
 #include "failover/route.hpp"
 #include "failover/any_route.hpp"
 #include "failover/route_group.hpp"

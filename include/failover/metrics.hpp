@@ -150,16 +150,25 @@ struct HealthCheckEvent {
     std::chrono::nanoseconds latency{};
 };
 
+/// A shared state store (state.hpp) lost or regained its server, or applied a change made
+/// by another instance. Emitted by the store, to the sink it was given.
+struct StoreEvent {
+    std::string_view store{};   ///< e.g. "redis"
+    std::string_view kind{};    ///< "connected", "disconnected", "adopted_breaker", "adopted_cooldown"
+    std::string_view route{};   ///< for adopted_*: the route; else ""
+    std::string_view detail{};  ///< for disconnected: what failed (never a secret)
+};
+
 /// Everything the router reports.
 using Event = std::variant<AttemptEvent, RetryEvent, FallbackEvent, SkipEvent, BreakerEvent, CooldownEvent,
                            SuccessEvent, ExhaustedEvent, PolicyEvent, DriftEvent, NoticeEvent, FirstTokenEvent,
-                           StreamOutcomeEvent, HealthCheckEvent>;
+                           StreamOutcomeEvent, HealthCheckEvent, StoreEvent>;
 
 /// Stable name of an event's type ("attempt", "retry", "fallback", ...).
 inline std::string_view event_name(const Event& e) noexcept {
     static constexpr std::string_view names[] = {"attempt", "retry",  "fallback",    "skip",          "breaker",
                                                  "cooldown", "success", "exhausted", "policy",        "drift",
-                                                 "notice",  "first_token", "stream_outcome", "health_check"};
+                                                 "notice",  "first_token", "stream_outcome", "health_check", "store"};
     return names[e.index()];
 }
 
@@ -324,6 +333,11 @@ inline nlohmann::json to_json(const Event& ev) {
                 if (!e.ok) j["reason"] = to_string(e.reason);
                 if (e.status != 0) j["status"] = e.status;
                 j["latency_s"] = seconds(e.latency);
+            } else if constexpr (std::is_same_v<E, StoreEvent>) {
+                j["store"] = s(e.store);
+                j["kind"] = s(e.kind);
+                if (!e.route.empty()) j["route"] = s(e.route);
+                if (!e.detail.empty()) j["detail"] = s(e.detail);
             }
         },
         ev);

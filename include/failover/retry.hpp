@@ -42,6 +42,15 @@ struct RetryBudgetOptions {
     bool enabled = true;          ///< false: retries are never refused
 };
 
+/// Hears of a retry budget's changes (a StateStore sharing it; state.hpp). Called on the
+/// request's thread: cheap, never blocking.
+class RetryBudgetSync {
+public:
+    virtual ~RetryBudgetSync() = default;
+    /// The budget took (negative) or got back (positive) `delta` tokens.
+    virtual void retry_tokens_changed(int delta) noexcept = 0;
+};
+
 /// Caps retries during a storm: each retry spends tokens, an empty bucket
 /// refuses retries (the router fails over instead). A first-try success refunds
 /// one token and a success after a retry refunds that retry's cost, so retries
@@ -63,6 +72,7 @@ public:
         do {
             if (cur < cost) return false;
         } while (!tokens_.compare_exchange_weak(cur, cur - cost, std::memory_order_relaxed));
+        if (auto* s = sync_.load(std::memory_order_acquire)) s->retry_tokens_changed(-cost);
         return true;
     }
 
@@ -78,6 +88,15 @@ public:
             next = std::min(opts_.capacity, cur + refund);
             if (next == cur) return;
         } while (!tokens_.compare_exchange_weak(cur, next, std::memory_order_relaxed));
+        if (auto* s = sync_.load(std::memory_order_acquire)) s->retry_tokens_changed(next - cur);
+    }
+
+    /// Shares the budget through `s` (nullptr: stop).
+    void attach(RetryBudgetSync* s) noexcept { sync_.store(s, std::memory_order_release); }
+    /// Sets the tokens to what the instances sharing the budget have left together
+    /// (clamped to [0, capacity]); not reported back to the sync.
+    void adopt_tokens(int tokens) noexcept {
+        tokens_.store(std::clamp(tokens, 0, opts_.capacity), std::memory_order_relaxed);
     }
 
     /// Tokens left.
@@ -87,6 +106,7 @@ public:
 private:
     RetryBudgetOptions opts_{};
     std::atomic<int> tokens_{};
+    std::atomic<RetryBudgetSync*> sync_{nullptr};
 };
 
 /// A small, fast, seedable random source (SplitMix64). One per request, so

@@ -28,6 +28,7 @@
 #include "failover/detail/latency.hpp"
 #include "failover/rate_limit.hpp"
 #include "failover/retry.hpp"
+#include "failover/state.hpp"
 #include "failover/transport.hpp"
 #include "failover/version.hpp"
 
@@ -224,17 +225,45 @@ public:
     Clock::time_point cooldown_until() const noexcept {
         return Clock::time_point{Clock::duration{state_->cooldown.load(std::memory_order_acquire)}};
     }
-    /// Skips the route until `t` (only ever extends an existing cooldown).
-    void cool_down_until(Clock::time_point t) noexcept {
-        const auto v = t.time_since_epoch().count();
-        auto cur = state_->cooldown.load(std::memory_order_relaxed);
-        while (cur < v && !state_->cooldown.compare_exchange_weak(cur, v, std::memory_order_acq_rel)) {
+    /// Skips the route until `t` (only ever extends an existing cooldown); `now` is the
+    /// router's clock, so a shared store hears for how long.
+    void cool_down_until(Clock::time_point t, Clock::time_point now) noexcept {
+        if (extend_cooldown(*state_, t) && state_->sync && t > now)
+            state_->sync->cooled_down(std::chrono::ceil<std::chrono::milliseconds>(t - now));
+    }
+
+    /// Shares this route's breaker, cooldown and retry budget through `store` (a router
+    /// with RouterOptions::state_store does this when it is built). A route binds to one
+    /// store once: binding again to another throws std::logic_error.
+    void share_state(StateStore& store) {
+        if (state_->sync) {
+            if (state_->store == &store) return;
+            throw std::logic_error("failover: route '" + name_ + "' already shares its state through another store");
         }
+        RouteBinding b;
+        b.id = name_;
+        b.breaker = &state_->breaker;
+        b.retry_budget = &state_->budget;
+        b.adopt_cooldown = [st = state_.get()](std::chrono::steady_clock::time_point t) { extend_cooldown(*st, t); };
+        auto sync = store.bind(b);
+        if (!sync) return;
+        state_->sync = std::move(sync);
+        state_->store = &store;
+        state_->breaker.attach(state_->sync.get());
+        state_->budget.attach(state_->sync.get());
     }
 
 private:
     struct State {
         explicit State(const RouteOptions& o) : breaker(o.breaker), budget(o.retry_budget), limiter(o.rate_limit) {}
+        ~State() {
+            if (!sync) return;
+            sync->unbind();  // the store lets go of breaker and budget first
+            breaker.attach(nullptr);
+            budget.attach(nullptr);
+        }
+        State(const State&) = delete;
+        State& operator=(const State&) = delete;
         CircuitBreaker breaker{};
         RetryBudget budget{};
         RateLimiter limiter;
@@ -244,7 +273,18 @@ private:
         std::atomic<Clock::duration::rep> cooldown{0};
         std::mutex notes_mutex{};
         std::vector<std::weak_ptr<const Schema>> noted{};  // schemas already reported by first_notice
+        std::shared_ptr<RouteStateSync> sync{};            // a shared store's link, once bound
+        const StateStore* store = nullptr;
     };
+
+    static bool extend_cooldown(State& st, Clock::time_point t) noexcept {
+        const auto v = t.time_since_epoch().count();
+        auto cur = st.cooldown.load(std::memory_order_relaxed);
+        while (cur < v) {
+            if (st.cooldown.compare_exchange_weak(cur, v, std::memory_order_acq_rel)) return true;
+        }
+        return false;
+    }
 
     void check() {
         if (name_.empty()) throw std::invalid_argument("failover: Route: name must not be empty");

@@ -250,6 +250,7 @@ public:
             },
             routes_);
         set_routes(names, weights);
+        if (const auto& store = options().state_store) for_each_route([&](auto& r) { r.share_state(*store); });
     }
     ~Router() { detach_health_checks(); }
     Router(const Router&) = delete;
@@ -437,6 +438,8 @@ public:
                 },
                 links_[i]);
         set_routes(names, weights);
+        if (const auto& store = options().state_store)
+            for (auto& l : links_) std::visit([&](auto& x) { detail::for_each_in(x, [&](auto& r) { r.share_state(*store); }); }, l);
     }
     ~DynamicRouter() { detach_health_checks(); }
     DynamicRouter(const DynamicRouter&) = delete;
@@ -521,7 +524,9 @@ private:
                 [](void* self, std::size_t slot, detail::engine::RequestState& rs) {
                     auto& r = *static_cast<DynamicRouter*>(self);
                     const auto [link, k] = r.slots_[slot];
-                    return std::visit([&](auto& x) { return detail::async_slot(x, k, rs); }, r.links_[link]);
+                    // k copied: Clang before 16 cannot capture a structured binding.
+                    return std::visit([&, deployment = k](auto& x) { return detail::async_slot(x, deployment, rs); },
+                                      r.links_[link]);
                 }};
     }
 

@@ -17,6 +17,7 @@
 #include "failover/clock.hpp"
 #include "failover/request.hpp"
 #include "failover/response.hpp"
+#include "failover/state.hpp"
 #include "failover/version.hpp"
 
 FAILOVER_BEGIN_NAMESPACE
@@ -33,6 +34,9 @@ struct RouterOptions {
     std::chrono::milliseconds timeout{60000};          ///< whole-chain deadline unless the request sets one
     int max_recovery_waits = 3;                        ///< times an all-skipped chain waits for a route to recover
     std::shared_ptr<Budgets> budgets{};                ///< tenant ceilings; none: no budget checks
+    /// Shares every route's breaker, cooldown and retry budget with other instances (e.g. a
+    /// RedisStore, stores/redis.hpp); none: each route's state is this process's alone.
+    std::shared_ptr<StateStore> state_store{};
     std::function<std::int64_t(const ChatRequest&)> token_counter{};  ///< request size; default estimate_tokens
     std::vector<QualityGate> gates{};                  ///< run on every answer, after the schema and tool-call gates
     bool policy_fallback = false;                      ///< opt in: after a policy block, try only routes at least as strict

@@ -220,6 +220,7 @@ def main():
     e = load(os.path.join(a.results, "bench_e2e.json"))
     st = load(os.path.join(a.results, "bench_stream.json"))
     infl = load_inflight(a.results)
+    so = load(os.path.join(a.results, "bench_store.json"))
     mach = machine(a.build, a.results)
 
     def e2e(prefix):
@@ -347,6 +348,21 @@ def main():
           f"{fmt_x_vs(ir['cpu_us_per_req'], 1.25)} | bare: wall {fmt_s(ib.get('wall_s'))}, "
           f"{fmt_kb1(ib.get('rss_kb_per_req'))} and {fmt_us(nonneg(ib.get('cpu_us_per_req')), 0)} a request | "
           f"{met(inflight_ok(i10k))} |")
+    if so:
+        sm, sr = so.get("BM_Store_HotPath_InMemory/threads:1"), so.get("BM_Store_HotPath_Redis/threads:1")
+        added = sub(ns(sr, "real_time"), ns(sm, "real_time"))
+        def signed_ns(v):
+            return "n/a" if v is None else ("+" if v >= 0 else "-") + fmt_ns(abs(v))
+
+        w(f"| shared state through Redis (`RedisStore`) adds <= 1 µs per request | {signed_ns(added)} wall "
+          f"({signed_ns(sub(ns(sr), ns(sm)))} CPU of the calling thread), 1 thread | in-memory state "
+          f"{fmt_ns(ns(sm, 'real_time'))} a request | {verdict(ok(added is not None and added <= 1000, added))} |")
+        po = so.get("BM_Store_BreakerPropagation_Open")
+        pmax, missed = counter(po, "max_us"), counter(po, "missed")
+        w(f"| a breaker opening reaches a sibling process within 100 ms (loopback Redis) | p50 "
+          f"{fmt_us(counter(po, 'p50_us'), 0)}, p99 {fmt_us(counter(po, 'p99_us'), 0)}, max {fmt_us(pmax, 0)} over "
+          f"{fmt_int(counter(po, 'iterations'))} openings ({fmt_int(missed)} missed) | — | "
+          f"{verdict(ok(pmax is not None and pmax <= 100000 and not missed, pmax, missed))} |")
     w(f"| RSS flat over 100,000 requests (growth <= 256 kB) | in-memory transport {fmt_kb(rss[0])}; "
       f"CurlTransport to the mock {fmt_kb(rss[1])} | RSS before: {fmt_kb(counter(mem_mem, 'rss_before_kb'))} / "
       f"{fmt_kb(counter(mem_curl, 'rss_before_kb'))} | {verdict(ok(all(x <= 256 for x in rss if x is not None), *rss))} |")
@@ -645,6 +661,45 @@ def main():
               "more heap per request in the loop mode raised its CPU by about 10 %). At N = 1,000 the walks are ten "
               "times shorter.")
             w("")
+
+    # ---- shared state through Redis -------------------------------------------------------------
+    w("## Shared state through Redis")
+    w("")
+    if not so:
+        w(f"Not measured: {read(os.path.join(a.results, 'store.txt')) or 'bench_store did not run'}.")
+        w("")
+    else:
+        w("`bench_store` against a redis-server of its own on loopback. Hot path: `Router::route_with_fallback` "
+          "on one local route (a `StaticReply` priced so every request reserves and settles its budget estimate) "
+          "with `RouterOptions::budgets`; in-memory state (the baseline) against one `RedisStore` as both "
+          "`state_store` and the budgets' store. The modes alternate repetition by repetition; medians. Wall "
+          "time is over all calling threads' requests; \"other CPU\" is the rest of the process meanwhile (the "
+          "store's background thread).")
+        w("")
+        w("| threads | in-memory | RedisStore | added | ratio | caller CPU added | other CPU (in-memory / Redis) |")
+        w("|---|---|---|---|---|---|---|")
+        for t in (1, 2):
+            sm, sr = so.get(f"BM_Store_HotPath_InMemory/threads:{t}"), so.get(f"BM_Store_HotPath_Redis/threads:{t}")
+            if sm is None or sr is None:
+                continue
+            mw, rw = ns(sm, "real_time"), ns(sr, "real_time")
+            w(f"| {t} | {fmt_ns(mw)} | {fmt_ns(rw)} | {fmt_ns(sub(rw, mw))} | {fmt_ratio(rw, mw)} | "
+              f"{fmt_ns(sub(ns(sr), ns(sm)))} | {fmt_ns(counter(sm, 'other_cpu_ns'))} / "
+              f"{fmt_ns(counter(sr, 'other_cpu_ns'))} |")
+        w("")
+        w("Breaker propagation: two processes (forked before either builds its store), one route each, same "
+          "prefix. The opener reports one failure (`consecutive_failures = 1`); the sibling polls its own "
+          "breaker. Times from the opening to the sibling reading open, to the sibling's store applying it "
+          "(its sink's `BreakerEvent`), and from the opener's `reset()` to the sibling reading closed.")
+        w("")
+        w("| delay | p50 | p99 | max | rounds |")
+        w("|---|---|---|---|---|")
+        po, pc = so.get("BM_Store_BreakerPropagation_Open"), so.get("BM_Store_BreakerPropagation_Close")
+        for label, ent, pre in (("opening, read by the sibling", po, ""), ("opening, applied by its store", po, "applied_"),
+                                ("closing (reset), read by the sibling", pc, "")):
+            w(f"| {label} | {fmt_us(counter(ent, pre + 'p50_us'), 0)} | {fmt_us(counter(ent, pre + 'p99_us'), 0)} | "
+              f"{fmt_us(counter(ent, pre + 'max_us'), 0)} | {fmt_int(counter(ent, 'iterations'))} |")
+        w("")
 
     # ---- memory -------------------------------------------------------------------------------
     w("## Resident memory over 100,000 requests")

@@ -282,6 +282,7 @@ struct Recorded {
     std::chrono::nanoseconds delay{};
     BreakerTransition transition{};
     std::string category;
+    std::string kind, detail;  // StoreEvent
 };
 
 class RecordingSink final : public BasicSink<std::mutex> {
@@ -326,6 +327,8 @@ protected:
                     r.route = e.route; r.tenant = e.tenant; r.reason = e.reason; r.category = e.category;
                 } else if constexpr (std::is_same_v<E, NoticeEvent>) {
                     r.route = e.route; r.category = e.topic;
+                } else if constexpr (std::is_same_v<E, StoreEvent>) {
+                    r.route = e.route; r.kind = e.kind; r.detail = e.detail;
                 } else if constexpr (std::is_same_v<E, FirstTokenEvent>) {
                     r.route = e.route; r.tenant = e.tenant; r.delay = e.latency;
                 } else if constexpr (std::is_same_v<E, StreamOutcomeEvent>) {

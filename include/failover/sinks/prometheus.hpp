@@ -195,6 +195,12 @@ public:
             "Active health-check probes of routes whose breaker was open, by outcome (pass or fail) and why a "
             "probe failed (none when it passed). Never user requests.",
             {"route", "outcome", "reason"});
+        add(store_events_, "failover_store_events_total", T::counter,
+            "Events of a shared state store: connected, disconnected, adopted_breaker and adopted_cooldown (a "
+            "change another instance made, applied here).",
+            {"store", "kind"});
+        add(store_up_, "failover_store_up", T::gauge,
+            "1 while a shared state store reaches its server, 0 while requests run on local state alone.", {"store"});
         add(notices_, "failover_notices_total", T::counter,
             "Things an operator should hear of once (e.g. topic structured_output: a schema sent with strict off).",
             {"route", "topic"});
@@ -316,6 +322,11 @@ private:
     void on(const StreamOutcomeEvent& e) {
         inc(streams_, {route(e.route), e.outcome, e.outcome == "complete" ? std::string_view("none") : to_string(e.reason)});
     }
+    void on(const StoreEvent& e) {
+        inc(store_events_, {e.store, e.kind});
+        if (e.kind == "connected") set(store_up_, {e.store}, 1.0);
+        if (e.kind == "disconnected") set(store_up_, {e.store}, 0.0);
+    }
     void on(const HealthCheckEvent& e) {
         inc(health_checks_, {route(e.route), e.ok ? std::string_view("pass") : std::string_view("fail"),
                              e.ok ? std::string_view("none") : to_string(e.reason)});
@@ -326,7 +337,7 @@ private:
         return {&attempt_duration_, &attempts_, &breaker_state_, &breaker_transitions_, &cooldowns_,
                 &cost_,             &drift_active_, &drift_alerts_, &fallbacks_,        &first_token_,
                 &health_checks_,    &overflow_,         &notices_,      &request_duration_, &requests_,     &retries_,
-                &skips_,            &streams_,      &tokens_};
+                &skips_,            &store_events_, &store_up_,     &streams_,      &tokens_};
     }
 
     void render(std::string& out, const Family& f) const {
@@ -388,7 +399,7 @@ private:
     detail::labels::LabelGuard routes_;
     std::string key_{};  // scratch for series lookups, under mu_
     Family attempt_duration_{}, attempts_{}, breaker_state_{}, breaker_transitions_{}, cooldowns_{}, cost_{},
-        drift_active_{}, drift_alerts_{}, fallbacks_{}, first_token_{}, health_checks_{}, overflow_{}, notices_{}, request_duration_{},
+        drift_active_{}, drift_alerts_{}, fallbacks_{}, first_token_{}, health_checks_{}, store_events_{}, store_up_{}, overflow_{}, notices_{}, request_duration_{},
         requests_{}, retries_{}, skips_{}, streams_{}, tokens_{};
 };
 

@@ -249,6 +249,10 @@ private:
              {{"route", route(e.route)}, {"outcome", e.outcome},
               {"reason", e.outcome == "complete" ? std::string_view("none") : to_string(e.reason)}});
     }
+    void on(const StoreEvent& e) {
+        line("store_events", 1, "c", {{"store", e.store}, {"kind", e.kind}});
+        if (e.kind == "connected" || e.kind == "disconnected") line("store_up", e.kind == "connected" ? 1 : 0, "g", {{"store", e.store}});
+    }
     void on(const HealthCheckEvent& e) {
         line("health_checks", 1, "c",
              {{"route", route(e.route)}, {"outcome", e.ok ? std::string_view("pass") : std::string_view("fail")},

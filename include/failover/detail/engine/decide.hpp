@@ -131,6 +131,13 @@ std::int64_t rate_tokens(const RouteOptions& o, const ChatRequest& req, Tokens&&
     return tokens() + (req.max_tokens ? *req.max_tokens : o.expected_output_tokens);
 }
 
+/// What one call on a priced route is expected to cost the tenant: the prompt's estimate in
+/// and the request's max_tokens (or the route's expected_output_tokens) out.
+template <class Tokens>
+double cost_estimate(const RouteOptions& o, const ChatRequest& req, Tokens&& tokens) {
+    return o.price.cost(Usage{tokens(), req.max_tokens ? *req.max_tokens : o.expected_output_tokens});
+}
+
 /// Whether a route may be tried now; `tokens` sizes the request (called only when a
 /// window or a price needs it), `affordable(estimate)` asks the tenant's budget.
 /// nullopt: go.
@@ -155,8 +162,7 @@ std::optional<Skip> eligibility(const RouteOptions& o, bool http, const ChainFac
                         {}};
     }
     if (!o.price.free()) {
-        const Usage expect{tokens(), req.max_tokens ? *req.max_tokens : o.expected_output_tokens};
-        if (!affordable(o.price.cost(expect)))
+        if (!affordable(cost_estimate(o, req, tokens)))
             return Skip{Reason::budget_exceeded, "tenant '" + req.tenant + "' cannot afford this route", {}};
     }
     if (cooldown_until > now)

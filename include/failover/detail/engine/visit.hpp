@@ -55,6 +55,9 @@ template <class R>
 class RouteVisit {
 public:
     RouteVisit(R& route, RequestState& rs) : route_(route), rs_(rs), o_(route.options()) {}
+    ~RouteVisit() { settle(std::exchange(hold_, std::nullopt), 0.0); }  // a visit cut short holds nothing
+    RouteVisit(const RouteVisit&) = delete;
+    RouteVisit& operator=(const RouteVisit&) = delete;
 
     /// Eligibility. False: the route is skipped (reported) and the visit is over.
     bool begin() {
@@ -118,11 +121,31 @@ public:
             d.timeout = rs_.streaming ? std::min(*t, o_.first_token_timeout) : *t;
             d.connect_timeout = std::min(o_.connect_timeout, d.timeout);
         }
+        if (rs_.opts.budgets && !o_.price.free()) {
+            // The check and the hold are one step: two requests of a tenant cannot both take
+            // the last of its budget (begin() only looked). Before the rate limit's take, so
+            // a refusal here wastes no rate room.
+            std::optional<double> h;
+            try {
+                h = rs_.opts.budgets->reserve(rs_.req.tenant, cost_estimate(o_, rs_.req, [&] { return rs_.tokens(); }),
+                                              rs_.clock.wall_now());
+            } catch (...) {  // a store that fails is not the tenant's fault: go on, unheld
+                rs_.sink_errors.fetch_add(1, std::memory_order_relaxed);
+                h = 0.0;
+            }
+            if (!h) {
+                route_.breaker().release(permit_);
+                if (n_ == 1) skip_route(Reason::budget_exceeded, "tenant '" + rs_.req.tenant + "' cannot afford this route");
+                return {Action::done, Step::next, {}, {}};
+            }
+            hold_ = *h;
+        }
         if (o_.rate_limit.any()) {
             // Another request may have taken the room begin() saw.
             const auto r = route_.rate_limiter().take(now, rate_tokens(o_, rs_.req, [&] { return rs_.tokens(); }));
             if (!r.now) {
                 route_.breaker().release(permit_);
+                settle(std::exchange(hold_, std::nullopt), 0.0);  // the hold goes with the call
                 if (n_ == 1) {
                     if (r.at) note_recovery(*r.at, Reason::local_rate_limit);
                     skip_route(Reason::local_rate_limit, "at its own rate limit until there is room again");
@@ -172,7 +195,10 @@ public:
                 outcome = std::move(bad->failure);
             }
         }
+        // The hold stays in hold_ until the line that settles it: a gate or anything else that
+        // throws on the way leaves it to ~RouteVisit, which lets it go.
         if (outcome) return answered(std::move(*outcome), now, latency);
+        settle(std::exchange(hold_, std::nullopt), 0.0);
 
         Failure f = std::move(outcome).error();
         f.route = route_.name();
@@ -250,7 +276,7 @@ public:
             d.wait = {};
         }
         if (d.cool_down_until) {
-            route_.cool_down_until(*d.cool_down_until);
+            route_.cool_down_until(*d.cool_down_until, now);
             if (d.announce_cooldown)
                 rs_.emit(CooldownEvent{route_.name(), std::chrono::ceil<std::chrono::milliseconds>(*d.cool_down_until - now)});
         }
@@ -294,11 +320,8 @@ private:
         route_.retry_budget().on_success(paid_retry_, last_retry_reason_);
         res.cost_usd = o_.price.cost(res.usage);
         if (rs_.opts.budgets) {
-            try {
-                rs_.opts.budgets->charge(rs_.req.tenant, res.cost_usd, rs_.clock.wall_now());
-            } catch (...) {  // a store that is down must not lose a paid answer
-                rs_.sink_errors.fetch_add(1, std::memory_order_relaxed);
-            }
+            auto hold = std::exchange(hold_, std::nullopt);
+            settle(hold ? hold : std::optional<double>(0.0), res.cost_usd);
         }
         rs_.emit(AttemptEvent{route_.name(), rs_.req.tenant, route_.provider(), route_.model(), n_, true,
                               FailureKind::transient, Reason::internal, 0, latency, res.usage, res.cost_usd});
@@ -344,6 +367,16 @@ private:
     private:
         const R& r_;
     };
+
+    // Ends the call's hold on the tenant's budget (if any) and records what it cost.
+    void settle(std::optional<double> hold, double cost) noexcept {
+        if (!hold || !rs_.opts.budgets) return;
+        try {
+            rs_.opts.budgets->settle(rs_.req.tenant, *hold, cost, rs_.clock.wall_now());
+        } catch (...) {  // a store that is down must not lose a paid answer
+            rs_.sink_errors.fetch_add(1, std::memory_order_relaxed);
+        }
+    }
 
     void note_recovery(Clock::time_point at, Reason why) {
         if (!rs_.earliest_recovery || at < *rs_.earliest_recovery) {
@@ -392,6 +425,7 @@ private:
     std::chrono::nanoseconds granted_{}; // the current attempt's timeout
     std::unique_ptr<ChatRequest> repaired_{};  // (on the heap: a visit holds one only after a repair turn)
     std::optional<InFlight> in_flight_{};
+    std::optional<double> hold_{};       // what the current attempt holds of the tenant's budget
 };
 
 }  // namespace detail::engine
