@@ -37,6 +37,15 @@
 // Fault's stream modifiers (pieces, paced, stall_first, stall_after, cut_after,
 // error_after, without_terminator, malformed_after) shape the stream.
 //
+// Answer sets (for report runs and other tests that want the same answer for the
+// same question): MockRoute::answer(key, fault) gives a route a fixed answer for
+// every request whose user text contains `key` (the text of every user message,
+// in the wire's own shape: OpenAI/Azure/Ollama messages, Anthropic messages and
+// text blocks, Gemini user contents' text parts). A scripted Fault still comes
+// first; keyed answers are consulted only when the script is empty, before the
+// default Fault; when several keys match, the longest wins (then the first added).
+// A repair turn repeats the user's question, so it gets the same keyed answer.
+//
 // Self-contained on purpose: only the standard library, POSIX and nlohmann/json.
 #pragma once
 
@@ -432,12 +441,17 @@ public:
 
     /// Appends a one-shot Fault: requests consume the script in order.
     MockRoute& then(Fault f, int times = 1);
+    /// A fixed answer: every request whose user text contains `key` gets `f` (after the script,
+    /// before the default). Adding a key again replaces its answer.
+    MockRoute& answer(std::string key, Fault f);
+    /// Keyed answers given (see answer()).
+    std::size_t answers() const;
     /// The Fault used once the script is empty (default: Fault::ok()).
     MockRoute& otherwise(Fault f);
     /// Answers 401 (or 400 for a missing anthropic-version) in the provider's shape when the
     /// provider's auth headers are missing.
     MockRoute& require_auth(bool on = true);
-    /// Clears the script, restores the default Fault::ok() and zeroes the counters.
+    /// Clears the script and the keyed answers, restores the default Fault::ok() and zeroes the counters.
     MockRoute& reset();
 
     /// Requests received on this route (including rejected ones).
@@ -460,6 +474,7 @@ private:
     // Guarded by owner_.mutex_.
     std::deque<Fault> script_;
     Fault fallback_;
+    std::vector<std::pair<std::string, Fault>> keyed_;  // answer(): user-text key -> Fault, in the order added
     bool require_auth_ = false;
     std::size_t requests_ = 0;
     std::size_t bytes_sent_ = 0;
@@ -1272,6 +1287,8 @@ private:
         if (!r.script_.empty()) {
             p.fault = std::move(r.script_.front());
             r.script_.pop_front();
+        } else if (const Fault* keyed = keyed_answer(r, wire, body)) {
+            p.fault = *keyed;
         } else {
             p.fault = r.fallback_;
         }
@@ -1279,6 +1296,53 @@ private:
         if (wire == Wire::gemini && p.fault.kind == Fault::Kind::tool_call) signatures_.insert(signature_for("gemini", p.model, p.seq));
         if (wire == Wire::anthropic && !p.fault.thinking.empty()) signatures_.insert(signature_for("claude", p.model, p.seq));
         return p;
+    }
+
+    /// The string member `key` of an object, or `fallback` when absent or not a string (never throws).
+    static std::string string_or(const Json& obj, const char* key, const char* fallback) {
+        const auto it = obj.find(key);
+        return it != obj.end() && it->is_string() ? it->get<std::string>() : std::string(fallback);
+    }
+
+    /// The text of every user message of a request (joined with newlines), in the wire's shape.
+    static std::string user_text(Wire wire, const Json& body) {
+        std::string out;
+        auto add = [&](const Json& t) {
+            if (!t.is_string()) return;
+            if (!out.empty()) out += '\n';
+            out += t.get<std::string>();
+        };
+        auto add_parts = [&](const Json& content, const char* text_key) {
+            if (content.is_string()) return add(content);
+            if (!content.is_array()) return;
+            for (const Json& part : content)
+                if (part.is_object() && part.contains(text_key) && string_or(part, "type", "text") == "text") add(part[text_key]);
+        };
+        if (!body.is_object()) return out;
+        if (wire == Wire::gemini) {
+            if (!body.contains("contents") || !body["contents"].is_array()) return out;
+            for (const Json& c : body["contents"])
+                if (c.is_object() && string_or(c, "role", "user") == "user" && c.contains("parts")) add_parts(c["parts"], "text");
+            return out;
+        }
+        if (!body.contains("messages") || !body["messages"].is_array()) return out;
+        for (const Json& m : body["messages"])
+            if (m.is_object() && string_or(m, "role", "") == "user" && m.contains("content")) add_parts(m["content"], "text");
+        return out;
+    }
+
+    /// The keyed answer (MockRoute::answer) for a request, or nullptr. Caller holds mutex_.
+    static const Fault* keyed_answer(const MockRoute& r, Wire wire, const Json& body) {
+        if (r.keyed_.empty()) return nullptr;
+        const std::string text = user_text(wire, body);
+        const Fault* best = nullptr;
+        std::size_t best_len = 0;
+        for (const auto& [key, fault] : r.keyed_)
+            if (text.find(key) != std::string::npos && (best == nullptr || key.size() > best_len)) {
+                best = &fault;
+                best_len = key.size();
+            }
+        return best;
     }
 
     void add_bytes(MockRoute* r, std::size_t n) {
@@ -2331,6 +2395,20 @@ inline MockRoute& MockRoute::then(Fault f, int times) {
     for (int i = 0; i < times; ++i) script_.push_back(f);
     return *this;
 }
+inline MockRoute& MockRoute::answer(std::string key, Fault f) {
+    std::lock_guard lock(owner_.mutex_);
+    for (auto& [k, v] : keyed_)
+        if (k == key) {
+            v = std::move(f);
+            return *this;
+        }
+    keyed_.emplace_back(std::move(key), std::move(f));
+    return *this;
+}
+inline std::size_t MockRoute::answers() const {
+    std::lock_guard lock(owner_.mutex_);
+    return keyed_.size();
+}
 inline MockRoute& MockRoute::otherwise(Fault f) {
     std::lock_guard lock(owner_.mutex_);
     fallback_ = std::move(f);
@@ -2344,6 +2422,7 @@ inline MockRoute& MockRoute::require_auth(bool on) {
 inline MockRoute& MockRoute::reset() {
     std::lock_guard lock(owner_.mutex_);
     script_.clear();
+    keyed_.clear();
     fallback_ = Fault::ok();
     requests_ = 0;
     bytes_sent_ = 0;
