@@ -637,7 +637,7 @@ inline nlohmann::json parse_text(std::string_view text, const ChainLoadOptions& 
     if (text.size() > opts.max_bytes)
         throw ConfigError("", "the config is " + std::to_string(text.size()) + " bytes, more than the " +
                                   std::to_string(opts.max_bytes) + " accepted");
-    if (text_depth(text, opts.max_depth) > opts.max_depth)
+    if (!detail::json_depth_within(text, opts.max_depth))
         throw ConfigError("", "the config nests objects and arrays deeper than " + std::to_string(opts.max_depth));
     try {
         return nlohmann::json::parse(text.data(), text.data() + text.size());

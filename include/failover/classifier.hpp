@@ -48,6 +48,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "failover/detail/json_depth.hpp"
 #include "failover/failure.hpp"
 #include "failover/transport.hpp"
 #include "failover/version.hpp"
@@ -358,25 +359,6 @@ inline bool looks_like_json(std::string_view s) noexcept {
     return false;
 }
 
-/// True when no bracket outside a string nests deeper than `max_depth`.
-inline bool nesting_within(std::string_view s, int max_depth) noexcept {
-    int depth = 0;
-    bool in_string = false, escaped = false;
-    for (char c : s) {
-        if (in_string) {
-            if (escaped) escaped = false;
-            else if (c == '\\') escaped = true;
-            else if (c == '"') in_string = false;
-        } else if (c == '"') {
-            in_string = true;
-        } else if (c == '[' || c == '{') {
-            if (++depth > max_depth) return false;
-        } else if (c == ']' || c == '}') {
-            --depth;
-        }
-    }
-    return true;
-}
 
 /// The error fields of a parsed error body, whatever the provider's envelope:
 /// {"error":{...}} (OpenAI, Anthropic, Gemini, Ollama, llama.cpp), {"error":"text"},
@@ -444,7 +426,7 @@ inline ErrorBody read_error_body(std::string_view body) noexcept {
             out.shape = ErrorBody::Shape::too_large;
             return out;
         }
-        if (!nesting_within(body, max_error_body_depth)) {
+        if (!detail::json_depth_within(body, static_cast<std::size_t>(max_error_body_depth))) {
             out.shape = ErrorBody::Shape::too_deep;
             return out;
         }

@@ -26,6 +26,7 @@
 #include <nlohmann/json.hpp>
 
 #include "failover/classifier.hpp"
+#include "failover/detail/json_depth.hpp"
 #include "failover/env.hpp"
 #include "failover/failure.hpp"
 #include "failover/request.hpp"
@@ -43,29 +44,6 @@ inline constexpr std::size_t max_json_depth = 512;
 inline constexpr std::size_t max_message_bytes = 300;
 
 // ---------------------------------------------------------------- JSON access
-
-/// True when no bracket in `text` (outside strings) nests deeper than `limit`.
-inline bool json_depth_within(std::string_view text, std::size_t limit) noexcept {
-    std::size_t depth = 0;
-    bool in_string = false;
-    bool escaped = false;
-    for (char c : text) {
-        if (in_string) {
-            if (escaped) escaped = false;
-            else if (c == '\\') escaped = true;
-            else if (c == '"') in_string = false;
-            continue;
-        }
-        if (c == '"') {
-            in_string = true;
-        } else if (c == '[' || c == '{') {
-            if (++depth > limit) return false;
-        } else if ((c == ']' || c == '}') && depth > 0) {
-            --depth;
-        }
-    }
-    return true;
-}
 
 /// Parses JSON text; a discarded value (is_discarded()) when it is not JSON or nests too deep. Never throws.
 inline json parse_json(std::string_view text) noexcept {

@@ -336,29 +336,6 @@ private:
     std::string ptr_;
 };
 
-/// Nesting depth of JSON text (objects and arrays), counted without parsing, so a
-/// hostile document never reaches the recursive parser. Stops counting past `limit`.
-inline std::size_t text_depth(std::string_view text, std::size_t limit) noexcept {
-    std::size_t depth = 0, deepest = 0;
-    bool in_string = false, escaped = false;
-    for (const char c : text) {
-        if (in_string) {
-            if (escaped) escaped = false;
-            else if (c == '\\') escaped = true;
-            else if (c == '"') in_string = false;
-            continue;
-        }
-        if (c == '"') in_string = true;
-        else if (c == '{' || c == '[') {
-            if (++depth > deepest) deepest = depth;
-            if (deepest > limit) return deepest;
-        } else if ((c == '}' || c == ']') && depth > 0) {
-            --depth;
-        }
-    }
-    return deepest;
-}
-
 /// Nesting depth of a parsed document, without recursion; stops past `limit`.
 inline std::size_t doc_depth(const json& doc, std::size_t limit) {
     std::vector<std::pair<const json*, std::size_t>> stack{{&doc, 0}};

@@ -19,6 +19,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "failover/detail/json_depth.hpp"
 #include "failover/report.hpp"
 
 FAILOVER_BEGIN_NAMESPACE
@@ -100,31 +101,11 @@ inline std::string cut(std::string_view s, std::size_t n) {
 /// JSON text of a value; invalid UTF-8 replaced rather than thrown over.
 inline std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
-/// True when no bracket in `text` (outside strings) nests deeper than `limit`.
-inline bool depth_within(std::string_view text, std::size_t limit) noexcept {
-    std::size_t depth = 0;
-    bool in_string = false;
-    bool escaped = false;
-    for (char c : text) {
-        if (in_string) {
-            if (escaped) escaped = false;
-            else if (c == '\\') escaped = true;
-            else if (c == '"') in_string = false;
-        } else if (c == '"') {
-            in_string = true;
-        } else if (c == '[' || c == '{') {
-            if (++depth > limit) return false;
-        } else if ((c == ']' || c == '}') && depth > 0) {
-            --depth;
-        }
-    }
-    return true;
-}
 
 /// Parses JSON text nested at most `limit` deep; discarded when it is not JSON. Never throws.
 inline json parse_bounded(std::string_view text, std::size_t limit) noexcept {
     try {
-        if (!depth_within(text, limit)) return json(json::value_t::discarded);
+        if (!detail::json_depth_within(text, limit)) return json(json::value_t::discarded);
         return json::parse(text.begin(), text.end(), nullptr, false);
     } catch (...) {
         return json(json::value_t::discarded);
@@ -296,7 +277,7 @@ inline GoldenCase parse_case(std::string_view text, std::size_t line_no, const C
     const std::size_t line = line_no;
     if (text.size() > limits.max_line_bytes)
         refuse(line, "", "longer than " + std::to_string(limits.max_line_bytes) + " bytes");
-    if (!detail::report::depth_within(text, limits.max_depth))
+    if (!detail::json_depth_within(text, limits.max_depth))
         refuse(line, "", "nested deeper than " + std::to_string(limits.max_depth) + " levels");
     const json doc = detail::report::parse_bounded(text, limits.max_depth);
     if (doc.is_discarded()) refuse(line, "", "not valid JSON");

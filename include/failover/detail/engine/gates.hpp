@@ -55,7 +55,7 @@ inline std::optional<Failure> schema_gate(const ChatRequest& req, ChatResponse& 
     if (!res.tool_calls.empty() && res.json.is_null() && res.text.empty()) return std::nullopt;  // a tool round
     if (res.json.is_null() && !res.text.empty()) {
         // Refused before a recursive parse, copy or validation can exhaust the stack.
-        if (!classifier::nesting_within(res.text, static_cast<int>(Schema::max_depth)))
+        if (!json_depth_within(res.text, static_cast<std::size_t>(Schema::max_depth)))
             return Failure::of(Reason::schema_invalid,
                                "answer nests deeper than " + std::to_string(Schema::max_depth) + " levels");
         nlohmann::json parsed = nlohmann::json::parse(res.text, nullptr, false);
