@@ -700,7 +700,9 @@ private:
             err = c ? std::string("connect: ") + c->errstr : "connect: out of memory";
             return nullptr;
         }
-        redisSetTimeout(c.get(), to_timeval(opts_.command_timeout));
+        // Setting up (AUTH, SELECT, loading the scripts, SUBSCRIBE) is part of connecting; a
+        // command afterwards has command_timeout (set in connect()).
+        redisSetTimeout(c.get(), to_timeval(opts_.connect_timeout));
         if (opts_.unix_socket.empty() && !opts_.tls) redisEnableKeepAlive(c.get());
         auto simple = [&](std::vector<std::string> args, const char* what) {
             std::vector<const char*> argv;
@@ -761,6 +763,7 @@ private:
                          : "SUBSCRIBE refused: " + (r->type == REDIS_REPLY_ERROR ? std::string(r->str, r->len) : "unexpected reply"));
             return false;
         }
+        redisSetTimeout(cmd.get(), to_timeval(opts_.command_timeout));
         sub_ = std::move(sub);
         sub_tls_ = std::move(sub_tls);
         // Redis may have restarted empty, or missed what happened while it was away: every
@@ -775,6 +778,7 @@ private:
             }
         }
         reseed_ = true;
+        emit(StoreEvent{"redis", "connected", {}, {}});  // before the flag: whoever waits for it sees the event too
         {
             // The connection and the flag together: a fail() on another thread cannot fall
             // between them and leave the store "connected" to nothing.
@@ -785,7 +789,6 @@ private:
             connected_.store(true, std::memory_order_release);
         }
         state_cv_.notify_all();
-        emit(StoreEvent{"redis", "connected", {}, {}});
         return true;
     }
 
