@@ -71,6 +71,11 @@ private:
         if (!ctx_) return fail("TLS: no context", error);
         SSL_CTX_set_min_proto_version(ctx_, TLS1_2_VERSION);
         SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
+        // SSL_read on the blocking socket must return after a record that carries no data
+        // (TLS 1.3 session tickets arrive after the handshake): with the default auto-retry it
+        // would wait in read() for the next record, while a command hiredis wrote waits in the
+        // socketpair for the pump to forward it, and the reply never comes.
+        SSL_CTX_clear_mode(ctx_, SSL_MODE_AUTO_RETRY);
         const int loaded = ca_file.empty() ? SSL_CTX_set_default_verify_paths(ctx_)
                                            : SSL_CTX_load_verify_locations(ctx_, ca_file.c_str(), nullptr);
         if (loaded != 1) return fail("TLS: cannot load CA certificates from '" + ca_file + "'", error);
