@@ -494,6 +494,23 @@ TEST_CASE("report over a Router: each route answers on its own, refusal text is 
     CHECK(failover::run_report(router, cases, o).routes[0].refusals.passed == 0);
 }
 
+TEST_CASE("report: a route whose breaker opens fails its later cases at once, as a chain would skip it", "[report]") {
+    // Alone in a one-route chain, an open breaker would make the chain wait for the route to
+    // recover (30 s, up to max_recovery_waits times) and then probe it again: each later case
+    // would end as server_error after minutes. The report sends without that wait.
+    failover::Router router{failover::Route{"down", failover::HardError{failover::Failure::of(failover::Reason::server_error, "down")}}};
+    std::vector<GoldenCase> cases;
+    for (int i = 0; i < 6; ++i)
+        cases.push_back(failover::parse_case(R"({"id":"c)" + std::to_string(i) + R"(","prompt":"hi"})"));
+    failover::ReportOptions o;
+    o.concurrency = 1;
+    const failover::ReportCard card = failover::run_report(router, cases, o);
+    // Two attempts a case (max_attempts 2), five failures in a row open the breaker: the
+    // first three cases reach the route, the other three find it open.
+    for (std::size_t c = 0; c < 3; ++c) CHECK(card.outcome(0, c).failure == failover::Reason::server_error);
+    for (std::size_t c = 3; c < 6; ++c) CHECK(card.outcome(0, c).failure == failover::Reason::breaker_open);
+}
+
 // ------------------------------------------------------------------ the mock's answer sets
 
 TEST_CASE("report mock: keyed answers come after the script, the longest key wins", "[report]") {

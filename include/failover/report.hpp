@@ -157,6 +157,17 @@ struct ReportRoute {
 /// The routes of a DynamicRouter, a group's deployments one by one, each sent to on its
 /// own (with its own breaker, retries and repair turn). The router must outlive them.
 std::vector<ReportRoute> report_routes(DynamicRouter& router);
+/// How report_routes() sends a case to one route alone: default RouterOptions, except that a
+/// route whose breaker is open fails at once (breaker_open) instead of the one-route chain
+/// waiting for it to recover, as a chain would skip it.
+inline const RouterOptions& report_send_options() {
+    static const RouterOptions o = [] {
+        RouterOptions x;
+        x.max_recovery_waits = 0;
+        return x;
+    }();
+    return o;
+}
 /// The routes of a run-time list of routes; the list must outlive them.
 std::vector<ReportRoute> report_routes(std::span<AnyRoute> routes);
 /// The routes of a Router, a group's deployments one by one; the router must outlive them.
@@ -164,7 +175,7 @@ template <class... Routes>
 std::vector<ReportRoute> report_routes(Router<Routes...>& router) {
     std::vector<ReportRoute> out;
     router.for_each_route([&](auto& r) {
-        out.push_back(ReportRoute{r.name(), [&r](const ChatRequest& req) { return failover::route_with_fallback(req, r); }});
+        out.push_back(ReportRoute{r.name(), [&r](const ChatRequest& req) { return failover::route_with_fallback(report_send_options(), req, r); }});
     });
     return out;
 }

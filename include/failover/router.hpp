@@ -535,12 +535,12 @@ private:
 };
 
 /// A one-off chain over routes (and RouteGroups) the caller keeps (their breakers and
-/// budgets persist between calls); default RouterOptions, no sinks; one admission limit for all
-/// such calls in the process (the descriptor budget, as RouterOptions::max_in_flight unset).
+/// budgets persist between calls), under `opts` (which must outlive the call); no sinks; one
+/// admission limit for all such calls in the process (the descriptor budget, as
+/// RouterOptions::max_in_flight unset).
 template <class... Routes>
-Result<ChatResponse> route_with_fallback(const ChatRequest& req, Routes&... routes) {
+Result<ChatResponse> route_with_fallback(const RouterOptions& opts, const ChatRequest& req, Routes&... routes) {
     static_assert(sizeof...(Routes) > 0, "failover::route_with_fallback: the chain needs at least one route");
-    static const RouterOptions opts{};
     static std::atomic<std::uint64_t> counter{detail::engine::random_seed()};
     static std::atomic<std::uint64_t> sink_errors{0};
     static detail::engine::ToolSchemas tools{};
@@ -555,6 +555,13 @@ Result<ChatResponse> route_with_fallback(const ChatRequest& req, Routes&... rout
                     rs, [&](detail::engine::RequestState& r) { return Router<Routes...>::visit_all(r, routes...); });
             });
         });
+}
+
+/// The same with default RouterOptions.
+template <class... Routes>
+Result<ChatResponse> route_with_fallback(const ChatRequest& req, Routes&... routes) {
+    static const RouterOptions opts{};
+    return route_with_fallback(opts, req, routes...);
 }
 
 FAILOVER_END_NAMESPACE

@@ -449,7 +449,7 @@ inline std::vector<ReportRoute> report_routes(DynamicRouter& router) {
     out.reserve(router.size());
     for (std::size_t i = 0; i < router.size(); ++i) {
         AnyRoute& r = router.route(i);
-        out.push_back(ReportRoute{r.name(), [&r](const ChatRequest& req) { return failover::route_with_fallback(req, r); }});
+        out.push_back(ReportRoute{r.name(), [&r](const ChatRequest& req) { return failover::route_with_fallback(report_send_options(), req, r); }});
     }
     return out;
 }
@@ -458,7 +458,7 @@ inline std::vector<ReportRoute> report_routes(std::span<AnyRoute> routes) {
     std::vector<ReportRoute> out;
     out.reserve(routes.size());
     for (AnyRoute& r : routes)
-        out.push_back(ReportRoute{r.name(), [&r](const ChatRequest& req) { return failover::route_with_fallback(req, r); }});
+        out.push_back(ReportRoute{r.name(), [&r](const ChatRequest& req) { return failover::route_with_fallback(report_send_options(), req, r); }});
     return out;
 }
 
