@@ -200,7 +200,7 @@ TEST_CASE("chain config: bad configs are refused by the loader and the schema, n
         {route(R"("system": "x")"), "/routes/0/system", "unknown field"},
         {route(R"("headers": {"Authorization": "x"})"), "/routes/0/headers/Authorization", "headers_env"},
         {route(R"("headers": {"x-api-KEY": "x"})"), "/routes/0/headers/x-api-KEY", "headers_env"},
-        {route(R"("headers": {"bad header": "x"})"), "/routes/0/headers/bad header", "header name"},
+        {route(R"("headers": {"bad header": "x"})"), "/routes/0/headers", "header name"},
         {route(R"("headers": {"X-Trace": 7})"), "/routes/0/headers/X-Trace", "must be a string"},
         {route(R"("headers_env": {"Authorization": "not a name"})"), "/routes/0/headers_env/Authorization", "environment variable"},
         {R"({"routes": [{"name": "z", "provider": "azure_openai", "deployment": "d", "api_key_env": "K"}]})",
@@ -338,6 +338,14 @@ TEST_CASE("chain config: a literal key where a variable name belongs is refused 
     REQUIRE(header);
     CHECK(header->pointer() == "/routes/0/headers/X-Key");
     CHECK(std::string(header->what()).find("sk-proj") == std::string::npos);
+    // A whole header line pasted where the name belongs: refused without naming it.
+    for (const char* where : {"headers", "headers_env"}) {
+        const auto line = refusal(route("\"" + std::string(where) + R"(": {"Authorization: Bearer sk-proj-0123456789abcdefABCDEF": "X_VAR"})"));
+        REQUIRE(line);
+        CHECK(line->pointer() == "/routes/0/" + std::string(where));
+        CHECK(std::string(line->what()).find("sk-proj") == std::string::npos);
+        CHECK(std::string(line->what()).find("Bearer") == std::string::npos);
+    }
     const auto field = refusal(route(R"("sk-proj-0123456789abcdefABCDEF0123": 1)"));
     REQUIRE(field);
     CHECK(std::string(field->what()).find("sk-proj") == std::string::npos);

@@ -454,7 +454,9 @@ private:
         Headers out;
         if (auto f = n.find("headers")) {
             for (const auto& [h, v] : f->members(64)) {
-                if (!is_token(h)) f->fail_at(h, "not a valid HTTP header name");
+                // Not named in the message or the pointer: a whole header line pasted as a name
+                // ("Authorization: Bearer ...") would carry its key into the error.
+                if (!is_token(h)) f->fail("holds a header name that is not a valid HTTP token (not shown: it may contain a value)");
                 if (credential_header(h))
                     v.fail("carries a credential: put it in an environment variable and name it in headers_env");
                 std::string value = v.string(0, 8192);
@@ -466,7 +468,9 @@ private:
         }
         if (auto f = n.find("headers_env")) {
             for (const auto& [h, v] : f->members(64)) {
-                if (!is_token(h)) f->fail_at(h, "not a valid HTTP header name");
+                // Not named in the message or the pointer: a whole header line pasted as a name
+                // ("Authorization: Bearer ...") would carry its key into the error.
+                if (!is_token(h)) f->fail("holds a header name that is not a valid HTTP token (not shown: it may contain a value)");
                 std::string value = lookup(v, v.env_name());
                 if (value.find_first_of("\r\n") != std::string::npos)
                     v.fail("the environment variable's value must not contain CR or LF");
