@@ -24,11 +24,14 @@
 
 #include "support/catch.hpp"
 #include "support/loopback.hpp"
+#include "support/report_answers.hpp"
 
 using failover::CaseError;
 using failover::GoldenCase;
 using failover::Measure;
 using failover_mock::Fault;
+using failover_test::good_answers;
+using failover_test::worse_answers;
 using Json = nlohmann::json;
 
 namespace {
@@ -535,40 +538,6 @@ TEST_CASE("report mock: keyed answers come after the script, the longest key win
 }
 
 // ------------------------------------------------------------------ end to end
-
-namespace {
-
-/// The answers of a good route to examples/report/cases.jsonl, by case id.
-std::map<std::string, Fault> good_answers(bool variant) {
-    return {
-        {"invoice-fields", Fault::ok_json({{"vendor", variant ? "ACME corp" : "ACME Corp"}, {"total", 12.5}, {"currency", "EUR"}})},
-        {"review-sentiment", Fault::ok_json({{"sentiment", "positive"}})},
-        {"contact-card", Fault::ok_json({{"name", "Ada Lovelace"}, {"email", "ada@example.org"}})},
-        {"weather-tool", Fault::tool_call("get_weather", {{"city", "Paris"}, {"unit", "celsius"}})},
-        {"ticket-tool", Fault::tool_call("create_ticket", {{"title", "Checkout page down"}, {"priority", "high"}})},
-        {"currency-tool", Fault::tool_call("convert_currency", {{"amount", 100}, {"from", "USD"}, {"to", "EUR"}})},
-        {"capital", Fault::ok(variant ? "Paris is the capital of France." : "The capital of France is Paris.")},
-        {"refund-summary", Fault::ok(variant ? "Shoes arrived damaged; the customer wants a refund."
-                                             : "The customer's shoes arrived damaged and they want a refund.")},
-        {"translate", Fault::ok("Buenos d\xC3\xAD" "as")},
-        {"remember-name", Fault::ok("Your name is Sam.")},
-    };
-}
-
-/// The deliberately worse route: wrong or invalid answers, a refusal and an error.
-std::map<std::string, Fault> worse_answers() {
-    auto a = good_answers(false);
-    a["invoice-fields"] = Fault::schema_invalid();                                                // invalid, twice (repair)
-    a["review-sentiment"] = Fault::ok_json({{"sentiment", "negative"}});                          // valid, wrong
-    a["weather-tool"] = Fault::tool_call("get_weather", {{"city", "London"}});                    // valid, not expected
-    a["ticket-tool"] = Fault::tool_call("create_ticket", {{"title", "Down"}, {"priority", "urgent"}});  // breaks the enum
-    a["capital"] = Fault::refusal("I can't help with that.");
-    a["refund-summary"] = Fault::ok("Order issue noted.");
-    a["remember-name"] = Fault::status(400);
-    return a;
-}
-
-}  // namespace
 
 TEST_CASE("report end to end: four providers over loopback, the worse route is flagged", "[report]") {
     failover_test::LoopbackFixture fx;

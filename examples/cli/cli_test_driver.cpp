@@ -36,12 +36,15 @@
 #include <vector>
 
 #include "support/mock_provider.hpp"
+#include "support/report_answers.hpp"
 
 extern char** environ;  // NOLINT(readability-redundant-declaration): POSIX, for posix_spawn
 
 namespace fs = std::filesystem;
 using failover_mock::Fault;
 using failover_mock::MockProvider;
+using failover_test::good_answers;
+using failover_test::worse_answers;
 using Json = nlohmann::json;
 
 namespace {
@@ -170,36 +173,6 @@ std::string key_of(const Json& c) {
     for (const Json& m : c["messages"])
         if (m["role"] == "user") key = m["content"].get<std::string>();
     return key;
-}
-
-/// A good route's answers to examples/report/cases.jsonl, by case id.
-std::map<std::string, Fault> good_answers(bool variant) {
-    return {
-        {"invoice-fields", Fault::ok_json({{"vendor", variant ? "ACME corp" : "ACME Corp"}, {"total", 12.5}, {"currency", "EUR"}})},
-        {"review-sentiment", Fault::ok_json({{"sentiment", "positive"}})},
-        {"contact-card", Fault::ok_json({{"name", "Ada Lovelace"}, {"email", "ada@example.org"}})},
-        {"weather-tool", Fault::tool_call("get_weather", {{"city", "Paris"}, {"unit", "celsius"}})},
-        {"ticket-tool", Fault::tool_call("create_ticket", {{"title", "Checkout page down"}, {"priority", "high"}})},
-        {"currency-tool", Fault::tool_call("convert_currency", {{"amount", 100}, {"from", "USD"}, {"to", "EUR"}})},
-        {"capital", Fault::ok(variant ? "Paris is the capital of France." : "The capital of France is Paris.")},
-        {"refund-summary", Fault::ok(variant ? "Shoes arrived damaged; the customer wants a refund."
-                                             : "The customer's shoes arrived damaged and they want a refund.")},
-        {"translate", Fault::ok("Buenos d\xC3\xAD" "as")},
-        {"remember-name", Fault::ok("Your name is Sam.")},
-    };
-}
-
-/// The deliberately worse route: invalid and wrong answers, a refusal and an error.
-std::map<std::string, Fault> worse_answers() {
-    auto a = good_answers(false);
-    a["invoice-fields"] = Fault::schema_invalid();
-    a["review-sentiment"] = Fault::ok_json({{"sentiment", "negative"}});
-    a["weather-tool"] = Fault::tool_call("get_weather", {{"city", "London"}});
-    a["ticket-tool"] = Fault::tool_call("create_ticket", {{"title", "Down"}, {"priority", "urgent"}});
-    a["capital"] = Fault::refusal("I can't help with that.");
-    a["refund-summary"] = Fault::ok("Order issue noted.");
-    a["remember-name"] = Fault::status(400);
-    return a;
 }
 
 }  // namespace
