@@ -15,6 +15,12 @@
 //            as an error
 //   loop     (diagnostic) EventLoop::send of the adapter's requests by hand, no
 //            router: splits async's cost between the loop and the router
+//   portkey  the peer: the bare loop's N requests sent to Portkey's gateway
+//            (FAILOVER_INFLIGHT_PEER_URL, started by tests/benchmarks/run), which
+//            forwards each to the same upstream (x-portkey-config custom_host).
+//            CPU and memory count both processes, this client and the gateway
+//            (FAILOVER_INFLIGHT_PEER_PID, read from /proc), and are also listed
+//            apart (peer_cpu_us_per_req, peer_rss_kb_per_req)
 //
 // Both routers have one route ("up", OpenAI adapter, a default CurlTransport),
 // max_in_flight = N and a 60 s deadline, so nothing of the library's limits the
@@ -38,7 +44,10 @@
 //   FAILOVER_INFLIGHT_URL        http://127.0.0.1:<port> of delay-upstream.cjs (required)
 //   FAILOVER_INFLIGHT_DELAY_MS   the upstream's delay, recorded in the JSON (default 1000)
 //   FAILOVER_BENCH_INFLIGHT_N    batch sizes, comma-separated (default 1000,10000)
-//   FAILOVER_BENCH_INFLIGHT_MODES  modes to run (default bare,async,threads,loop)
+//   FAILOVER_BENCH_INFLIGHT_MODES  modes to run (default bare,async,threads,loop, and portkey when
+//                                the peer's URL is set)
+//   FAILOVER_INFLIGHT_PEER_URL   http://127.0.0.1:<port> of Portkey's gateway (optional)
+//   FAILOVER_INFLIGHT_PEER_PID   the gateway's process id, to read its CPU and memory
 //   FAILOVER_BENCH_INFLIGHT_REPS   repetitions (default 5)
 //   FAILOVER_BENCH_INFLIGHT_STACK_KB  stack of each thread in the threads mode (default 256; 0: the default stack)
 //   FAILOVER_BENCH_INFLIGHT_PAUSE_MS  pause between batches, for the upstream to close the last one's connections (default 1000)
@@ -123,6 +132,10 @@ struct Batch {
     long rss_before_kb = -1;
     long rss_peak_kb = -1;
     bool peak_from_hwm_reset = false;
+    // The peer gateway's own use over the batch (portkey mode); negative when not measured.
+    double peer_cpu_s = -1;
+    long peer_rss_before_kb = -1;
+    long peer_rss_peak_kb = -1;
     std::map<std::string, std::size_t> error_kinds;
 
     void fail(const std::string& kind) {
@@ -140,24 +153,42 @@ nlohmann::json to_json(const Batch& b) {
     for (const auto& [k, v] : b.error_kinds) kinds[k] = v;
     const double n = b.n ? static_cast<double>(b.n) : 1.0;
     const long growth = b.rss_peak_kb >= 0 && b.rss_before_kb >= 0 ? b.rss_peak_kb - b.rss_before_kb : -1;
-    return {{"mode", b.mode},
-            {"n", b.n},
-            {"completed", b.completed},
-            {"errors", b.errors},
-            {"retried", b.retried},
-            {"peak_in_flight", b.peak_in_flight},
-            {"turns", b.turns},
-            {"submit_s", b.submit_s},
-            {"wall_s", b.wall_s},
-            {"cpu_user_s", b.cpu_user_s},
-            {"cpu_sys_s", b.cpu_sys_s},
-            {"cpu_us_per_req", (b.cpu_user_s + b.cpu_sys_s) * 1e6 / n},
-            {"rss_before_kb", b.rss_before_kb},
-            {"rss_peak_kb", b.rss_peak_kb},
-            {"rss_growth_kb", growth},
-            {"rss_kb_per_req", growth >= 0 ? static_cast<double>(growth) / n : -1.0},
-            {"peak_from_hwm_reset", b.peak_from_hwm_reset},
-            {"error_kinds", kinds}};
+    const long peer_growth =
+        b.peer_rss_peak_kb >= 0 && b.peer_rss_before_kb >= 0 ? b.peer_rss_peak_kb - b.peer_rss_before_kb : -1;
+    const double own_cpu = b.cpu_user_s + b.cpu_sys_s;
+    const bool peer = b.peer_cpu_s >= 0;
+    // With a peer, a request's cost is the client's and the gateway's together (async's figure holds
+    // the routing and the adapter work of one process; the bare client alone is the adapter work).
+    const double cpu = peer ? own_cpu + b.peer_cpu_s : own_cpu;
+    const long rss = peer ? (growth >= 0 && peer_growth >= 0 ? growth + peer_growth : -1) : growth;
+    nlohmann::json j = {{"mode", b.mode},
+                        {"n", b.n},
+                        {"completed", b.completed},
+                        {"errors", b.errors},
+                        {"retried", b.retried},
+                        {"peak_in_flight", b.peak_in_flight},
+                        {"turns", b.turns},
+                        {"submit_s", b.submit_s},
+                        {"wall_s", b.wall_s},
+                        {"cpu_user_s", b.cpu_user_s},
+                        {"cpu_sys_s", b.cpu_sys_s},
+                        {"cpu_us_per_req", cpu * 1e6 / n},
+                        {"rss_before_kb", b.rss_before_kb},
+                        {"rss_peak_kb", b.rss_peak_kb},
+                        {"rss_growth_kb", growth},
+                        {"rss_kb_per_req", rss >= 0 ? static_cast<double>(rss) / n : -1.0},
+                        {"peak_from_hwm_reset", b.peak_from_hwm_reset},
+                        {"error_kinds", kinds}};
+    if (peer) {
+        j["peer_cpu_s"] = b.peer_cpu_s;
+        j["peer_cpu_us_per_req"] = b.peer_cpu_s * 1e6 / n;
+        j["peer_rss_before_kb"] = b.peer_rss_before_kb;
+        j["peer_rss_peak_kb"] = b.peer_rss_peak_kb;
+        j["peer_rss_kb_per_req"] = peer_growth >= 0 ? static_cast<double>(peer_growth) / n : -1.0;
+        j["client_cpu_us_per_req"] = own_cpu * 1e6 / n;
+        j["client_rss_kb_per_req"] = growth >= 0 ? static_cast<double>(growth) / n : -1.0;
+    }
+    return j;
 }
 
 double seconds(const timeval& tv) { return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) * 1e-6; }
@@ -174,24 +205,60 @@ long status_kb(int fd, const char* key) {
     return at == std::string::npos ? -1 : std::strtol(text.c_str() + at + needle.size(), nullptr, 10);
 }
 
-// Wall, CPU and resident memory over one batch.
+// User + system CPU seconds of process `pid` (all its threads), from /proc/<pid>/stat through a
+// descriptor opened before the batch; -1 when unreadable.
+double process_cpu_s(int fd) {
+    char text[1024];
+    const ssize_t k = fd >= 0 ? ::pread(fd, text, sizeof text - 1, 0) : -1;
+    if (k <= 0) return -1;
+    text[k] = '\0';
+    // Fields after the command name, which ends at the last ')': state is field 3, utime 14, stime 15.
+    const char* p = std::strrchr(text, ')');
+    if (!p) return -1;
+    std::istringstream in(p + 1);
+    std::string field;
+    unsigned long long utime = 0, stime = 0;
+    for (int i = 3; i <= 15 && in >> field; ++i) {
+        if (i == 14) utime = std::strtoull(field.c_str(), nullptr, 10);
+        if (i == 15) stime = std::strtoull(field.c_str(), nullptr, 10);
+    }
+    const long hz = ::sysconf(_SC_CLK_TCK);
+    return hz > 0 ? static_cast<double>(utime + stime) / static_cast<double>(hz) : -1;
+}
+
+// Resets VmHWM of a process to its current RSS (Linux 4.0+), so a peak read later is the batch's.
+bool reset_peak(const std::string& proc_dir) {
+    std::ofstream f(proc_dir + "/clear_refs");
+    f << "5";
+    f.flush();
+    return static_cast<bool>(f);
+}
+
+// Wall, CPU and resident memory over one batch; with a peer's pid, the peer's CPU and memory too.
 class Meter {
 public:
-    explicit Meter(Batch& b) : b_(b), status_(::open("/proc/self/status", O_RDONLY | O_CLOEXEC)) {}
+    explicit Meter(Batch& b, long peer_pid = 0)
+        : b_(b), status_(::open("/proc/self/status", O_RDONLY | O_CLOEXEC)) {
+        if (peer_pid > 0) {
+            peer_dir_ = "/proc/" + std::to_string(peer_pid);
+            peer_status_ = ::open((peer_dir_ + "/status").c_str(), O_RDONLY | O_CLOEXEC);
+            peer_stat_ = ::open((peer_dir_ + "/stat").c_str(), O_RDONLY | O_CLOEXEC);
+        }
+    }
     ~Meter() {
-        if (status_ >= 0) ::close(status_);
+        for (int fd : {status_, peer_status_, peer_stat_})
+            if (fd >= 0) ::close(fd);
     }
     Meter(const Meter&) = delete;
     Meter& operator=(const Meter&) = delete;
     void start() {
-        // Resets VmHWM to the current RSS (Linux 4.0+), so the peak read afterwards is this batch's.
-        {
-            std::ofstream f("/proc/self/clear_refs");
-            f << "5";
-            f.flush();
-            b_.peak_from_hwm_reset = static_cast<bool>(f);
-        }
+        b_.peak_from_hwm_reset = reset_peak("/proc/self");
         b_.rss_before_kb = status_kb(status_, "VmRSS");
+        if (!peer_dir_.empty()) {
+            if (!reset_peak(peer_dir_)) b_.peak_from_hwm_reset = false;
+            b_.peer_rss_before_kb = status_kb(peer_status_, "VmRSS");
+            peer_cpu0_ = process_cpu_s(peer_stat_);
+        }
         ::getrusage(RUSAGE_SELF, &ru0_);
         t0_ = SteadyClock::now();
     }
@@ -204,11 +271,21 @@ public:
         b_.wall_s = std::chrono::duration<double>(t1 - t0_).count();
         b_.cpu_user_s = seconds(ru1.ru_utime) - seconds(ru0_.ru_utime);
         b_.cpu_sys_s = seconds(ru1.ru_stime) - seconds(ru0_.ru_stime);
+        if (!peer_dir_.empty()) {
+            const double cpu1 = process_cpu_s(peer_stat_);
+            b_.peer_cpu_s = peer_cpu0_ >= 0 && cpu1 >= 0 ? cpu1 - peer_cpu0_ : -1;
+            b_.peer_rss_peak_kb = status_kb(peer_status_, "VmHWM");
+            if (b_.peer_cpu_s < 0) throw std::runtime_error("cannot read the peer's CPU time from " + peer_dir_);
+        }
     }
 
 private:
     Batch& b_;
     int status_;
+    std::string peer_dir_;
+    int peer_status_ = -1;
+    int peer_stat_ = -1;
+    double peer_cpu0_ = -1;
     rusage ru0_{};
     SteadyClock::time_point t0_{};
 };
@@ -332,9 +409,16 @@ struct BareTransfer {
     }
 };
 
-Batch run_bare(const std::string& base, std::size_t n) {
+// The peer's route to the upstream: Portkey's gateway forwards to custom_host with the config's key.
+std::string portkey_config(const std::string& base) {
+    return nlohmann::json{{"provider", "openai"}, {"custom_host", base + "/v1"}, {"api_key", "sk-bench"}}.dump();
+}
+
+// `peer` empty: the bare baseline. Otherwise the same loop sends every request through the gateway
+// at `peer` (which forwards it to `base`), and the gateway's CPU and memory are measured with ours.
+Batch run_bare(const std::string& base, std::size_t n, const std::string& peer = {}, long peer_pid = 0) {
     Batch b;
-    b.mode = "bare";
+    b.mode = peer.empty() ? "bare" : "portkey";
     b.n = n;
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const OpenAI adapter = adapter_for(base);
@@ -343,7 +427,8 @@ Batch run_bare(const std::string& base, std::size_t n) {
     if (!multi) throw std::runtime_error("curl_multi_init failed");
     curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, static_cast<long>(n));
     std::size_t finished = 0;
-    Meter m(b);
+    const std::string peer_config = peer.empty() ? std::string() : portkey_config(base);
+    Meter m(b, peer.empty() ? 0 : peer_pid);
     m.start();
     std::vector<std::unique_ptr<BareTransfer>> xs(n);
     for (std::size_t i = 0; i < n; ++i) {
@@ -351,6 +436,10 @@ Batch run_bare(const std::string& base, std::size_t n) {
         if (!enc) continue;
         auto x = std::make_unique<BareTransfer>();
         x->http = std::move(*enc);
+        if (!peer.empty()) {
+            x->http.url = peer + "/v1/chat/completions";
+            x->http.headers.emplace_back("x-portkey-config", peer_config);
+        }
         for (const auto& [k, v] : x->http.headers) x->headers = curl_slist_append(x->headers, (k + ": " + v).c_str());
         x->easy = curl_easy_init();
         CURL* h = x->easy;
@@ -477,6 +566,12 @@ int child(const std::string& mode, std::size_t n, const std::string& base) {
             b = run_bare(base, n);
         } else if (mode == "loop") {
             b = run_loop(base, n);
+        } else if (mode == "portkey") {
+            const std::string peer = env_or("FAILOVER_INFLIGHT_PEER_URL", "");
+            const long pid = env_long("FAILOVER_INFLIGHT_PEER_PID", 0);
+            if (peer.empty() || pid <= 0)
+                throw std::runtime_error("mode portkey needs FAILOVER_INFLIGHT_PEER_URL and FAILOVER_INFLIGHT_PEER_PID");
+            b = run_bare(base, n, peer, pid);
         } else if (mode == "threads") {
             b = run_threads(base, n, env_long("FAILOVER_BENCH_INFLIGHT_STACK_KB", 256));
         } else {
@@ -637,7 +732,9 @@ int main(int argc, char** argv) {
     std::vector<std::size_t> sizes;
     for (const auto& s : split(env_or("FAILOVER_BENCH_INFLIGHT_N", "1000,10000")))
         sizes.push_back(static_cast<std::size_t>(std::strtoull(s.c_str(), nullptr, 10)));
-    const std::vector<std::string> modes = split(env_or("FAILOVER_BENCH_INFLIGHT_MODES", "bare,async,threads,loop"));
+    const std::vector<std::string> modes = split(env_or("FAILOVER_BENCH_INFLIGHT_MODES",
+                                  env_or("FAILOVER_INFLIGHT_PEER_URL", "").empty() ? "bare,async,threads,loop"
+                                                                                   : "bare,async,threads,loop,portkey"));
     const long reps = std::max(1L, env_long("FAILOVER_BENCH_INFLIGHT_REPS", 5));
     const long pause_ms = std::max(0L, env_long("FAILOVER_BENCH_INFLIGHT_PAUSE_MS", 1000));
     const bool tty = ::isatty(2) != 0;
@@ -688,7 +785,7 @@ int main(int argc, char** argv) {
         nlohmann::json size = {{"n", n}, {"descriptors_needed", needed}, {"limit_ok", enough}, {"note", note}};
         nlohmann::json summary = nlohmann::json::object();
         for (const auto& [mode, runs] : by_mode) {
-            std::vector<double> wall, rss, cpu, load;
+            std::vector<double> wall, rss, cpu, load, peer_cpu, peer_rss;
             std::size_t completed = 0, errors = 0, retried = 0;
             nlohmann::json kinds = nlohmann::json::object();
             for (const auto& r : runs) {
@@ -701,6 +798,8 @@ int main(int argc, char** argv) {
                 if (r.value("rss_kb_per_req", -1.0) >= 0) rss.push_back(r.value("rss_kb_per_req", 0.0));
                 cpu.push_back(r.value("cpu_us_per_req", 0.0));
                 load.push_back(r.value("load_before", -1.0));
+                if (r.contains("peer_cpu_us_per_req")) peer_cpu.push_back(r.value("peer_cpu_us_per_req", 0.0));
+                if (r.value("peer_rss_kb_per_req", -1.0) >= 0) peer_rss.push_back(r.value("peer_rss_kb_per_req", 0.0));
             }
             summary[mode] = {{"runs", runs.size()},
                              {"requests", runs.size() * n},
@@ -712,6 +811,10 @@ int main(int argc, char** argv) {
                              {"rss_kb_per_req", median(rss)},
                              {"cpu_us_per_req", median(cpu)},
                              {"load_before", median(load)}};
+            if (!peer_cpu.empty()) {
+                summary[mode]["peer_cpu_us_per_req"] = median(peer_cpu);
+                summary[mode]["peer_rss_kb_per_req"] = median(peer_rss);
+            }
         }
         size["modes"] = summary;
         result["sizes"].push_back(size);

@@ -154,6 +154,7 @@ INFLIGHT_LABELS = {
     "async": "async: `Router::submit` on an EventLoop",
     "threads": "blocking threads: `route_with_fallback`",
     "loop": "loop: `EventLoop::send`, no router (diagnostic)",
+    "portkey": "peer: Portkey's gateway (client + gateway)",
 }
 
 
@@ -584,7 +585,10 @@ def main():
           "`max_in_flight` = N, 60 s deadline, the loop's `max_idle_connections` = N. **blocking threads**: N threads "
           f"({ctx.get('thread_stack_kb', 'n/a')} KiB stacks) each calling `route_with_fallback` on the same router "
           "options. **loop** (diagnostic): `EventLoop::send` of the adapter's requests by hand, no router: what the "
-          "loop costs without the router.")
+          "loop costs without the router. **peer**: the bare loop's requests sent to Portkey's gateway "
+          f"({read(os.path.join(a.results, 'peer-inflight.txt')) or 'not run'}), which forwards each to the same "
+          "upstream; its CPU and RSS are the client's and the gateway's together (the gateway's own share is listed "
+          "below the table), since the async figures hold the routing and the adapter work of one process.")
         w("")
         soft_before, soft, hard = lim.get("soft_before"), lim.get("soft"), lim.get("hard")
         w(f"Descriptors (RLIMIT_NOFILE): soft limit {soft_before}, raised to {soft}; hard limit {hard}"
@@ -626,6 +630,11 @@ def main():
                 ok = inflight_ok(size)
                 w(f"Async at N = {n:,} against the issue's targets (no errors and all three ratios within bounds): "
                   f"{met(ok)}." + (" The targets are set for N = 10,000." if n != 10000 else ""))
+                w("")
+            pk = modes.get("portkey")
+            if pk and pk.get("peer_cpu_us_per_req") is not None:
+                w(f"The gateway's own share at N = {n:,}: {fmt_us(nonneg(pk.get('peer_cpu_us_per_req')), 0)} CPU and "
+                  f"{fmt_kb1(nonneg(pk.get('peer_rss_kb_per_req')))} RSS a request (medians).")
                 w("")
             errs = [(mode, k, v) for mode in order for k, v in modes[mode].get("error_kinds", {}).items()]
             if errs:
