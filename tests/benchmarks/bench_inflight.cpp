@@ -753,35 +753,52 @@ int main(int argc, char** argv) {
     result["runs"] = nlohmann::json::array();
     result["sizes"] = nlohmann::json::array();
 
-    for (std::size_t n : sizes) {
-        // One socket per request in this process (the upstream needs as many in its own), plus
-        // what the process holds anyway.
-        const std::size_t needed = n + 64;
-        const bool enough = lim.rlim_cur == RLIM_INFINITY || lim.rlim_cur >= needed;
-        std::string note;
-        if (!enough) {
-            note = "RLIMIT_NOFILE " + lim_json(lim.rlim_cur).dump() + " (hard " + lim_json(lim.rlim_max).dump() +
-                   ") is below the " + std::to_string(needed) + " descriptors N=" + std::to_string(n) +
-                   " needs; its failures below are the limit's";
-            std::fprintf(stderr, "bench_inflight: %s\n", note.c_str());
-        }
-        std::map<std::string, std::vector<nlohmann::json>> by_mode;
-        for (long rep = 0; rep < reps; ++rep) {
-            for (std::size_t k = 0; k < modes.size(); ++k) {
-                const std::string& mode = modes[(k + static_cast<std::size_t>(rep)) % modes.size()];
-                if (tty)
-                    std::fprintf(stderr, "\r\033[Kbench_inflight: N=%zu %s, run %ld/%ld ...", n, mode.c_str(), rep + 1, reps);
-                const double load = load_average();
-                nlohmann::json r = spawn_batch(mode, n);
-                r["repetition"] = rep;
-                r["load_before"] = load;
-                std::fprintf(stderr, "%sbench_inflight: %s (run %ld/%ld)\n", tty ? "\r\033[K" : "", progress(r).c_str(),
-                             rep + 1, reps);
-                by_mode[mode].push_back(r);
-                result["runs"].push_back(r);
-                std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms));
+    // The peer runs after every other batch: each of its requests holds two loopback connections
+    // (client to gateway, gateway to upstream) and the gateway keeps its upstream ones open, which
+    // crowds the ephemeral port range; batches after it paid several times the kernel time in connect.
+    std::vector<std::string> own_modes, peer_modes;
+    for (const auto& m : modes) (m == "portkey" ? peer_modes : own_modes).push_back(m);
+    std::map<std::size_t, std::map<std::string, std::vector<nlohmann::json>>> by_size;
+    std::map<std::size_t, std::pair<bool, std::string>> limit_notes;
+    for (const auto* phase : {&own_modes, &peer_modes}) {
+        for (std::size_t n : sizes) {
+            if (phase->empty()) continue;
+            // One socket per request in this process (the upstream needs as many in its own), plus
+            // what the process holds anyway.
+            const std::size_t needed = n + 64;
+            const bool enough = lim.rlim_cur == RLIM_INFINITY || lim.rlim_cur >= needed;
+            if (!enough && !limit_notes.count(n)) {
+                const std::string note = "RLIMIT_NOFILE " + lim_json(lim.rlim_cur).dump() + " (hard " +
+                                         lim_json(lim.rlim_max).dump() + ") is below the " + std::to_string(needed) +
+                                         " descriptors N=" + std::to_string(n) + " needs; its failures below are the limit's";
+                std::fprintf(stderr, "bench_inflight: %s\n", note.c_str());
+                limit_notes[n] = {false, note};
+            }
+            const std::vector<std::string>& ms = *phase;
+            for (long rep = 0; rep < reps; ++rep) {
+                for (std::size_t k = 0; k < ms.size(); ++k) {
+                    const std::string& mode = ms[(k + static_cast<std::size_t>(rep)) % ms.size()];
+                    if (tty)
+                        std::fprintf(stderr, "\r\033[Kbench_inflight: N=%zu %s, run %ld/%ld ...", n, mode.c_str(), rep + 1,
+                                     reps);
+                    const double load = load_average();
+                    nlohmann::json r = spawn_batch(mode, n);
+                    r["repetition"] = rep;
+                    r["load_before"] = load;
+                    std::fprintf(stderr, "%sbench_inflight: %s (run %ld/%ld)\n", tty ? "\r\033[K" : "",
+                                 progress(r).c_str(), rep + 1, reps);
+                    by_size[n][mode].push_back(r);
+                    result["runs"].push_back(r);
+                    std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms));
+                }
             }
         }
+    }
+    for (std::size_t n : sizes) {
+        const std::size_t needed = n + 64;
+        const bool enough = !limit_notes.count(n);
+        const std::string note = enough ? std::string() : limit_notes[n].second;
+        const auto& by_mode = by_size[n];
         nlohmann::json size = {{"n", n}, {"descriptors_needed", needed}, {"limit_ok", enough}, {"note", note}};
         nlohmann::json summary = nlohmann::json::object();
         for (const auto& [mode, runs] : by_mode) {

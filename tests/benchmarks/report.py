@@ -656,19 +656,19 @@ def main():
                 w("")
 
         if "7.88" in mach["curl"] and inflight_size(infl, 10000) is not None:
-            w("Where the time goes at N = 10,000 (profiled on 2026-12-02 with perf and callgrind, libcurl 7.88.1): in "
-              "the single-threaded modes (bare, async, loop) about half the user CPU or more is two walks libcurl 7.88 "
-              "makes over all connections to the host for each transfer, one when it looks for a connection to reuse "
-              "as the transfer starts and one (`Curl_conncache_foreach` in `curl_multi_remove_handle`) as it ends, so "
-              "their CPU per request grows with N (the threads' transfers use separate, small connection caches). "
-              "The async mode runs the same libcurl instructions as the loop mode (callgrind at N = 3,000: identical "
-              "counts in libcurl's functions; the whole process +3.4 %) and failover's own code is 2-3 % of the "
-              "samples, yet perf puts about twice the time bare and loop spend there into those two walks. So async's "
-              "extra CPU at 10,000 is stalls inside libcurl's walks, not work the router adds; why they stall more in "
-              "the async mode was not pinned down (cachegrind's simulated D1 and LL misses differ by under 2 %; "
-              "transparent huge pages for malloc lowered every mode's CPU and left the ratio near 1.5x; holding 4 KB "
-              "more heap per request in the loop mode raised its CPU by about 10 %). At N = 1,000 the walks are ten "
-              "times shorter.")
+            w("Where the time goes at N = 10,000 (profiled with perf, libcurl 7.88.1; on 2026-12-02 and again on "
+              "2026-12-03): in the single-threaded modes (bare, async, loop) most of the user CPU is two walks libcurl "
+              "7.88 makes over all connections for each transfer: one when it looks for a connection to reuse as the "
+              "transfer starts (`ConnectionExists`, every connection to the host) and one as it ends "
+              "(`curl_multi_remove_handle` calls `Curl_conncache_foreach` with `close_connect_only` over the whole "
+              "cache whenever the finished transfer left its connection in the cache), about 45 % of all samples in "
+              "the async mode. So every single-threaded mode's CPU per request grows with N, and the blocking "
+              "threads (each transfer on its own small connection cache) are faster in wall and CPU at 10,000 while "
+              "they can hold the descriptors: three a request, so past about 6,600 in flight their requests fail "
+              "`local_resource`. failover's own code is 2-3 % of the samples. On the AMD EPYC VM of 2026-12-02 the "
+              "same walks stalled about twice as long in the async mode as in the bare one (async 1.33-1.52x the "
+              "bare CPU at 10,000, with identical libcurl instruction counts under callgrind); on this run's machine "
+              "they did not. At N = 1,000 the walks are ten times shorter.")
             w("")
 
     # ---- shared state through Redis -------------------------------------------------------------
