@@ -759,7 +759,7 @@ int main(int argc, char** argv) {
     std::vector<std::string> own_modes, peer_modes;
     for (const auto& m : modes) (m == "portkey" ? peer_modes : own_modes).push_back(m);
     std::map<std::size_t, std::map<std::string, std::vector<nlohmann::json>>> by_size;
-    std::map<std::size_t, std::pair<bool, std::string>> limit_notes;
+    std::map<std::size_t, std::string> limit_notes;  // N -> why the descriptor limit is too low for it
     for (const auto* phase : {&own_modes, &peer_modes}) {
         for (std::size_t n : sizes) {
             if (phase->empty()) continue;
@@ -772,7 +772,7 @@ int main(int argc, char** argv) {
                                          lim_json(lim.rlim_max).dump() + ") is below the " + std::to_string(needed) +
                                          " descriptors N=" + std::to_string(n) + " needs; its failures below are the limit's";
                 std::fprintf(stderr, "bench_inflight: %s\n", note.c_str());
-                limit_notes[n] = {false, note};
+                limit_notes[n] = note;
             }
             const std::vector<std::string>& ms = *phase;
             for (long rep = 0; rep < reps; ++rep) {
@@ -797,7 +797,7 @@ int main(int argc, char** argv) {
     for (std::size_t n : sizes) {
         const std::size_t needed = n + 64;
         const bool enough = !limit_notes.count(n);
-        const std::string note = enough ? std::string() : limit_notes[n].second;
+        const std::string note = enough ? std::string() : limit_notes[n];
         const auto& by_mode = by_size[n];
         nlohmann::json size = {{"n", n}, {"descriptors_needed", needed}, {"limit_ok", enough}, {"note", note}};
         nlohmann::json summary = nlohmann::json::object();
