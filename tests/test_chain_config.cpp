@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // The chain config loader (chain_config.hpp) and the JSON Schema shipped with it
-// (schema/failover-chain.schema.json). Every example config under
+// (include/failover/failover-chain.schema.json). Every example config under
 // examples/configs/ is valid against the schema and loads; a table of bad
 // configs is refused by the loader with the JSON pointer of the offending field
 // AND by the schema (so the two agree); the few cross-field rules only the loader
@@ -48,7 +48,7 @@ std::string read_file(const fs::path& p) {
 
 const Schema& chain_schema() {
     static const std::shared_ptr<const Schema> s =
-        Schema::parse(read_file(project_dir() / "schema" / "failover-chain.schema.json"));
+        Schema::parse(read_file(project_dir() / "include" / "failover" / "failover-chain.schema.json"));
     return *s;
 }
 
@@ -541,7 +541,7 @@ TEST_CASE("chain config: a route group from config spreads over its deployments"
 TEST_CASE("config: README's field reference agrees with the shipped schema", "[config]") {
     // Every property the schema describes is in README's reference: as a row with the schema's
     // description, or named in its text; and every row names a property the schema has.
-    const json schema = json::parse(read_file(project_dir() / "schema" / "failover-chain.schema.json"));
+    const json schema = json::parse(read_file(project_dir() / "include" / "failover" / "failover-chain.schema.json"));
     std::map<std::string, std::vector<std::string>> described;  // name -> descriptions
     std::set<std::string> names;                                 // every property, described or not
     std::vector<const json*> todo{&schema};
@@ -560,7 +560,7 @@ TEST_CASE("config: README's field reference agrees with the shipped schema", "[c
     }
     REQUIRE(described.size() > 50);
     const std::string readme = read_file(FAILOVER_README);
-    const auto from = readme.find("<!-- config reference: from schema/failover-chain.schema.json -->");
+    const auto from = readme.find("<!-- config reference: from include/failover/failover-chain.schema.json -->");
     REQUIRE(from != std::string::npos);
     const auto to = readme.find("</details>", from);
     REQUIRE(to != std::string::npos);

@@ -100,8 +100,10 @@ public:
             out.usage.output_tokens = count(body, "eval_count");
             out.model = body.value("model", model_);
             if (req.schema) {
-                // The model's answer is untrusted input too: bound its nesting before parsing it.
-                if (!nesting_ok(out.text)) return failover::malformed("ollama: the structured answer nests too deeply");
+                // The model's answer is untrusted input too: bound its nesting before parsing it
+                // (a deep value would recurse when copied; the same bound as the schema gate's).
+                if (!failover::json_depth_within(out.text, failover::Schema::max_depth))
+                    return failover::malformed("ollama: the structured answer nests too deeply");
                 auto answer = nlohmann::json::parse(out.text, nullptr, /*allow_exceptions=*/false);
                 if (!answer.is_discarded()) out.json = std::move(answer);
                 else if (out.finish_reason == failover::FinishReason::length)  // cut off: a retry may fit
@@ -148,25 +150,6 @@ private:
     }
     static bool contains(std::string_view hay, std::string_view needle) noexcept {
         return hay.find(needle) != std::string_view::npos;
-    }
-    /// False when brackets nest deeper than Schema::max_depth (a deep value would recurse when copied).
-    static bool nesting_ok(std::string_view text) noexcept {
-        std::size_t depth = 0;
-        bool in_string = false, escaped = false;
-        for (char c : text) {
-            if (in_string) {
-                if (escaped) escaped = false;
-                else if (c == '\\') escaped = true;
-                else if (c == '"') in_string = false;
-            } else if (c == '"') {
-                in_string = true;
-            } else if ((c == '[' || c == '{') && ++depth > failover::Schema::max_depth) {
-                return false;
-            } else if ((c == ']' || c == '}') && depth > 0) {
-                --depth;
-            }
-        }
-        return true;
     }
 
     std::string url_;

@@ -77,7 +77,7 @@ usage:
   failover report --config chain.json cases.jsonl [--out DIR] [thresholds]
   failover --help | --version | <command> --help
 
-The config is the JSON file described by schema/failover-chain.schema.json.
+The config is the JSON file described by include/failover/failover-chain.schema.json.
 --config may be left out when FAILOVER_CONFIG names the file. API keys come
 from the environment variables the config names (api_key_env), never from
 the command line.

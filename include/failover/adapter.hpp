@@ -10,6 +10,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <concepts>
 #include <optional>
 #include <string>
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "failover/classifier.hpp"
+#include "failover/detail/json_depth.hpp"
 #include "failover/failure.hpp"
 #include "failover/request.hpp"
 #include "failover/response.hpp"
@@ -26,6 +28,13 @@
 #include "failover/version.hpp"
 
 FAILOVER_BEGIN_NAMESPACE
+
+/// For an adapter reading untrusted JSON: true when no array or object in `text` (outside
+/// strings) nests deeper than `limit`, counted without parsing. The check the library's own
+/// readers make before text reaches a recursive parser or a parsed value is copied.
+inline bool json_depth_within(std::string_view text, std::size_t limit) noexcept {
+    return detail::json_depth_within(text, limit);
+}
 
 /// encode(request) -> Result<HttpRequest>; decode(request, 2xx response) -> Result<ChatResponse>.
 /// decode reports 200-with-a-problem itself: refusals and filters as policy,

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // A chain from a config file: load_chain() reads a JSON document (the format
-// schema/failover-chain.schema.json describes, draft-07) and returns a LoadedChain,
+// failover-chain.schema.json, beside this header, describes, draft-07) and returns a LoadedChain,
 // a DynamicRouter with everything it needs kept alive (sinks, budgets, reply
 // caches) and the settings a caller applies per call (streaming, health checks).
 // The document is untrusted input: its size and depth are bounded before it is
