@@ -28,6 +28,7 @@
 #include <failover/adapters/openai.hpp>
 #include <failover/adapters/openai_compatible.hpp>
 #include <failover/adapters/static_reply.hpp>
+#include <failover/detail/json_write.hpp>
 #include <failover/env.hpp>
 
 using namespace failover;
@@ -516,6 +517,64 @@ TEST_CASE("encode refuses what a provider cannot express, as bad_request values"
     ChatRequest bad_args = chat({user("x"), assistant("", {ToolCall{"c1", "f", json{{"q", std::string("\xff")}}}})});
     refused(openai().encode(bad_args), "UTF-8");
     refused(anthropic().encode(bad_args), "UTF-8");
+}
+
+namespace {
+// json::dump()'s bytes, or "refused" where it throws (text that is not UTF-8).
+std::string dumped(const json& v) {
+    try {
+        return v.dump();
+    } catch (const json::type_error&) {
+        return "refused";
+    }
+}
+std::string written(const json& v) {
+    std::string out;
+    return failover::detail::json_write(v, out) ? out : "refused";
+}
+}  // namespace
+
+TEST_CASE("request bodies are written byte for byte as json::dump() writes them, and refused where it refuses", "[adapters][encode]") {
+    // Every string of one and two bytes: escapes, control characters, lone and paired bytes >= 0x80.
+    for (int a = 0; a < 256; ++a) {
+        const std::string one(1, static_cast<char>(a));
+        REQUIRE(written(json(one)) == dumped(json(one)));
+        for (int b = 0; b < 256; ++b) {
+            const std::string two{static_cast<char>(a), static_cast<char>(b)};
+            REQUIRE(written(json(two)) == dumped(json(two)));
+        }
+    }
+    // A special byte or sequence at every offset of a longer text (the writer reads plain text
+    // eight bytes at a time), and invalid UTF-8 of every kind.
+    for (const std::string& special : std::vector<std::string>{"\"", "\\", "\n", std::string(1, '\0'), "\x1f", "\x7f", "\xc3\xa9", "\xe2\x82\xac",
+                                      "\xf0\x9f\x98\x80", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xe2\x82",
+                                      "\xff", "\x80"}) {
+        for (std::size_t at = 0; at <= 17; ++at) {
+            std::string text = std::string(at, 'a') + special + std::string(17 - at, 'z');
+            REQUIRE(written(json(text)) == dumped(json(text)));
+            text = std::string(at, 'a') + special;  // the special bytes last
+            REQUIRE(written(json(text)) == dumped(json(text)));
+        }
+    }
+    // Every kind of value, keys with escapes and non-ASCII, nesting.
+    const json values = json::parse(R"({"a": [null, true, false, 0, -1, 9223372036854775807, -9223372036854775808,
+        18446744073709551615, 0.2, -0.0, 1e300, 1.5e-7, 100.0, "", "x\u0001\"y"],
+        "k\"\\\u00e9\ud83d\ude00": {"": {}, "e": []}, "z": [[[]], {"n": {"m": 1}}]})");
+    CHECK(written(values) == values.dump());
+    CHECK(written(json(std::numeric_limits<double>::quiet_NaN())) == "null");
+    CHECK(written(json(std::numeric_limits<double>::infinity())) == "null");
+    CHECK(written(json{{std::string("\xff"), 1}}) == "refused");  // a key that is not UTF-8
+
+    // The adapters' bodies are that writer's bytes: the typical requests, tools and a schema.
+    ChatRequest req = chat({system_prompt("Be brief.\tReally."), user("Caf\xc3\xa9 \"quoted\" \\ \xf0\x9f\x98\x80\n")});
+    req.temperature = 0.2;
+    req.max_tokens = 64;
+    req.stop = {"\n\n"};
+    req.tools = {Tool{"lookup", "Looks \"it\" up", json::parse(R"({"type":"object","properties":{"q":{"type":"string"}}})")}};
+    for (const Result<HttpRequest>& h : {openai().encode(req), anthropic().encode(req), gemini().encode(req)}) {
+        REQUIRE(h);
+        CHECK(h->body == json::parse(h->body).dump());
+    }
 }
 
 TEST_CASE("OpenAI request bodies validate against OpenAI's CreateChatCompletionRequest schema", "[adapters][encode][schema]") {

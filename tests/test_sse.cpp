@@ -1549,16 +1549,19 @@ TEST_CASE("OpenAI stream: text chunks are read without a DOM, exactly as through
                R"("choices":[{"index":0,"delta":{"content":")" + std::string(inner) + R"("},"logprobs":null,"finish_reason":null}]})";
     };
     SECTION("the common shapes are read by the fast path") {
-        // role chunk + one text chunk; the finish chunk goes through the DOM
-        CHECK(same_both_ways(make, openai_stream_with(common("Hello"))) == 2);
-        CHECK(same_both_ways(make, openai_stream_with(common(R"(a\"b\\c\/d\b\f\n\r\t\u00e9\ud83d\ude00)"))) == 2);
-        CHECK(same_both_ways(make, openai_stream_with(common("h\xC3\xA9llo \xE6\x97\xA5\xE6\x9C\xAC \xF0\x9F\x98\x80"))) == 2);
+        // role chunk + one text chunk + the finish chunk
+        CHECK(same_both_ways(make, openai_stream_with(common("Hello"))) == 3);
+        CHECK(same_both_ways(make, openai_stream_with(common(R"(a\"b\\c\/d\b\f\n\r\t\u00e9\ud83d\ude00)"))) == 3);
+        CHECK(same_both_ways(make, openai_stream_with(common("h\xC3\xA9llo \xE6\x97\xA5\xE6\x9C\xAC \xF0\x9F\x98\x80"))) == 3);
         CHECK(same_both_ways(make, openai_stream_with(
                                        " {\t\"choices\" : [ { \"delta\" : { \"content\" : \"x\" } , \"index\" : 0 } ] ,"
-                                       "\"usage\":null,\"error\":null,\"obfuscation\":\"Zx\"}\t ")) == 2);
-        CHECK(same_both_ways(make, openai_stream_with(R"({"choices":[{"delta":{"content":null,"refusal":null,"tool_calls":null}}]})")) == 2);
-        CHECK(same_both_ways(make, openai_stream_with(R"({"choices":[]})")) == 2);
-        // every recorded plain-text stream: all but the finish, usage and [DONE] events
+                                       "\"usage\":null,\"error\":null,\"obfuscation\":\"Zx\"}\t ")) == 3);
+        CHECK(same_both_ways(make, openai_stream_with(R"({"choices":[{"delta":{"content":null,"refusal":null,"tool_calls":null}}]})")) == 3);
+        CHECK(same_both_ways(make, openai_stream_with(R"({"choices":[]})")) == 3);
+        // the text and the finish_reason in one chunk; a second finish_reason (ignored either way)
+        CHECK(same_both_ways(make, openai_stream_with(R"({"choices":[{"delta":{"content":"x"},"finish_reason":"length"}]})")) == 3);
+        CHECK(same_both_ways(make, openai_stream_with(R"({"choices":[{"delta":{"content":"x"},"finish_reason":""}]})")) == 3);
+        // every recorded plain-text stream: all but the usage and [DONE] events
         const std::string text = fixture("openai/text.sse");
         CHECK(same_both_ways(make, text) > 0);
     }
@@ -1584,7 +1587,11 @@ TEST_CASE("OpenAI stream: text chunks are read without a DOM, exactly as through
                  std::string(R"({"choices":[{"delta":{"content":[{"type":"text","text":"p"}]}}]})"),
                  std::string(R"({"choices":[{"delta":{"content":"x","refusal":"no"}}]})"),
                  std::string(R"({"choices":[{"delta":{"tool_calls":[{"index":0,"id":"c","function":{"name":"f","arguments":""}}]}}]})"),
-                 std::string(R"({"choices":[{"delta":{"content":"x"},"finish_reason":"length"}]})"),
+                 // policy signals: the content filter (with the categories only the DOM path reads)
+                 std::string(R"({"choices":[{"delta":{},"finish_reason":"content_filter","content_filter_results":)"
+                             R"({"hate":{"filtered":true,"severity":"high"}}}]})"),
+                 std::string(R"({"choices":[{"delta":{"content":"x"},"finish_reason":5}]})"),
+                 std::string(R"({"choices":[{"delta":{"content":"x"},"finish_reason":"stop","finish_reason":null}]})"),
                  std::string(R"({"choices":[{"delta":"x"}]})"),
                  std::string(R"({"choices":{"delta":{"content":"x"}}})"),
                  std::string(R"({"choices":["x"]})"),
@@ -1603,7 +1610,14 @@ TEST_CASE("OpenAI stream: text chunks are read without a DOM, exactly as through
         for (const std::string& value : kSkippedValues) {
             same_both_ways(make, openai_stream_with(R"({"x":)" + value + R"(,"choices":[{"delta":{"content":"t"}}]})"));
             same_both_ways(make, openai_stream_with(R"({"choices":[{"delta":{"content":)" + value + "}}]}"));
+            same_both_ways(make, openai_stream_with(R"({"choices":[{"delta":{},"finish_reason":)" + value + "}]}"));
         }
+        // A refusal came before the finish chunk: the finish is a policy stop, through the DOM.
+        const std::string refused =
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"refusal\":\"I can't help with that.\"}}]}\n\n"
+            "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n"
+            "data: [DONE]\n\n";
+        CHECK(same_both_ways(make, refused) == 0);
     }
 }
 

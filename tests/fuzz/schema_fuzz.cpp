@@ -8,15 +8,20 @@
 // std::invalid_argument, the text and nlohmann::json overloads agree,
 // validate() never throws, accepts() agrees with validate() unless the work
 // budget ran out, and every error pointer exists in the value. The budget is
-// small here (200,000 steps) so each input stays fast.
+// small here (200,000 steps) so each input stays fast. It also holds the request
+// writer (detail/json_write.hpp) to json::dump(): the same bytes for the parsed
+// document, and for the raw input taken as one string (which need not be UTF-8)
+// the same bytes or the same refusal.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
 #include <stdexcept>
+#include <string>
 #include <string_view>
 #include <vector>
 
+#include <failover/detail/json_write.hpp>
 #include <failover/schema.hpp>
 
 namespace {
@@ -33,6 +38,21 @@ void check_value(const failover::Schema& schema, const nlohmann::json& value) {
     if (accepted != errors.empty() && !stopped) finding("accepts() and validate() disagree");
     for (const auto& e : errors)
         if (!value.contains(nlohmann::json::json_pointer(e.pointer))) finding("an error points outside the value");
+}
+
+// json_write gives dump()'s bytes, or refuses where dump() throws.
+void check_writer(const nlohmann::json& value) {
+    std::string dumped;
+    bool dump_refused = false;
+    try {
+        dumped = value.dump();
+    } catch (const nlohmann::json::type_error&) {
+        dump_refused = true;
+    }
+    std::string written;
+    const bool ok = failover::detail::json_write(value, written);
+    if (ok == dump_refused) finding("json_write and dump() disagree on refusing");
+    if (ok && written != dumped) finding("json_write wrote other bytes than dump()");
 }
 
 }  // namespace
@@ -54,8 +74,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         text_refused = true;
     }
     // The nlohmann::json overload must reach the same verdict on the same document.
+    check_writer(nlohmann::json(std::string(input)));
     const nlohmann::json doc = nlohmann::json::parse(schema_text, nullptr, false);
     if (!doc.is_discarded()) {
+        check_writer(doc);
         bool json_refused = false;
         try {
             (void)failover::Schema::parse(doc, options);

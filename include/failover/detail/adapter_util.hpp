@@ -27,6 +27,7 @@
 
 #include "failover/classifier.hpp"
 #include "failover/detail/json_depth.hpp"
+#include "failover/detail/json_write.hpp"
 #include "failover/env.hpp"
 #include "failover/failure.hpp"
 #include "failover/request.hpp"
@@ -106,12 +107,12 @@ inline bool flag_at(const json* j, const char* key) noexcept {
 /// Serialises a request body. Text that is not valid UTF-8 cannot be sent as
 /// JSON, so it becomes a bad_request naming the provider instead of an exception.
 inline Result<std::string> dump_body(const json& body, std::string_view provider) {
-    try {
-        return body.dump();
-    } catch (const json::type_error&) {
+    std::string text;
+    text.reserve(1024);
+    if (!json_write(body, text))
         return Failure::of(Reason::bad_request,
                            std::string(provider) + ": the request contains text that is not valid UTF-8");
-    }
+    return text;
 }
 
 // ------------------------------------------------------------------- strings

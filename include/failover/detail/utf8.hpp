@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: MIT
 // UTF-8 encoding of a code point, shared by the schema validator (messages,
-// regex translation) and the stream decoders' JSON scanner.
+// regex translation) and the stream decoders' JSON scanner; and the one check of
+// a well-formed UTF-8 sequence, shared by that scanner and the request writer
+// (detail/json_write.hpp).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -28,6 +31,26 @@ inline void append_utf8(std::string& out, std::uint32_t c) {
         out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
         out += static_cast<char>(0x80 | (c & 0x3F));
     }
+}
+
+/// The length of the well-formed UTF-8 sequence at `p` (`left` bytes readable, at least 1;
+/// its lead byte is >= 0x80), or 0 when it is not one: Unicode's Table 3-7, so no overlong
+/// forms, no surrogates, nothing above U+10FFFF and no sequence cut short. This is what
+/// RFC 8259 and nlohmann::json accept.
+inline std::size_t utf8_length(const char* p, std::size_t left) noexcept {
+    const auto b = [p](std::size_t k) { return static_cast<unsigned char>(p[k]); };
+    const unsigned char c = b(0);
+    const auto cont = [&](std::size_t k, unsigned char lo = 0x80, unsigned char hi = 0xBF) {
+        return k < left && b(k) >= lo && b(k) <= hi;
+    };
+    if (c >= 0xC2 && c <= 0xDF) return cont(1) ? 2 : 0;
+    if (c == 0xE0) return cont(1, 0xA0) && cont(2) ? 3 : 0;
+    if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) return cont(1) && cont(2) ? 3 : 0;
+    if (c == 0xED) return cont(1, 0x80, 0x9F) && cont(2) ? 3 : 0;
+    if (c == 0xF0) return cont(1, 0x90) && cont(2) && cont(3) ? 4 : 0;
+    if (c >= 0xF1 && c <= 0xF3) return cont(1) && cont(2) && cont(3) ? 4 : 0;
+    if (c == 0xF4) return cont(1, 0x80, 0x8F) && cont(2) && cont(3) ? 4 : 0;
+    return 0;
 }
 
 }  // namespace detail

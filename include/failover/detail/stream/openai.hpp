@@ -132,9 +132,12 @@ private:
             done_ = true;
             return std::nullopt;
         }
-        if (scan_ && e.type == "message" && scan_chunk(e.data, out)) {
-            ++scanned_;
-            return std::nullopt;
+        if (scan_ && e.type == "message") {
+            std::optional<Failure> failed;
+            if (scan_chunk(e.data, out, failed)) {
+                ++scanned_;
+                return failed;
+            }
         }
         const json chunk = parse(e.data);
         if (e.type == "error") {
@@ -168,13 +171,17 @@ private:
     }
 
     // The fast path (detail/stream/scan.hpp): a chunk of the common shape, choice 0 with a
-    // delta whose content is a string or null, and nothing else that matters (no error,
-    // usage, refusal, tool calls or finish_reason), read without a DOM. True when it was
-    // read and its text delta appended; false (nothing changed) sends it through the DOM
-    // path, which gives the same deltas for what this reads and decides about the rest.
-    bool scan_chunk(std::string_view data, std::vector<StreamDelta>& out) {
+    // delta whose content is a string or null and a finish_reason that is null or (with no
+    // refusal so far) any string but content_filter, and nothing else that matters (no
+    // error, usage, refusal or tool calls), read without a DOM. True when it was read and
+    // its deltas appended (`failed` set as on_finish says); false (nothing changed) sends
+    // it through the DOM path, which gives the same deltas for what this reads and decides
+    // about the rest.
+    bool scan_chunk(std::string_view data, std::vector<StreamDelta>& out, std::optional<Failure>& failed) {
         JsonScan j(data);
         std::string text;
+        std::string finish;
+        bool finishes = false;
         std::string model;
         bool seen_choices = false, seen_model = false, seen_usage = false, seen_error = false;
         std::string_view key;
@@ -185,7 +192,7 @@ private:
                 seen_choices = true;
                 bool one = false;
                 while (j.element()) {
-                    if (one || !scan_choice(j, text)) return false;
+                    if (one || !scan_choice(j, text, finish, finishes)) return false;
                     one = true;
                 }
             } else if (key == "model") {
@@ -199,6 +206,8 @@ private:
             }
         }
         if (!j.end()) return false;
+        // Policy signals stay with the DOM path (it reads content_filter_results).
+        if (finishes && (refused_ || finish == "content_filter")) return false;
         if (model_.empty()) model_ = std::move(model);
         if (!text.empty()) {
             if (keep_text_) text_ += text;
@@ -206,12 +215,14 @@ private:
             d.text = std::move(text);
             out.push_back(std::move(d));
         }
+        if (finishes) failed = on_finish(std::move(finish), nullptr, out);
         return true;
     }
 
     // One choice for scan_chunk: index 0 (or none), a delta of content (string or null), a
-    // null finish_reason; other members skipped.
-    static bool scan_choice(JsonScan& j, std::string& text) {
+    // finish_reason that is null or a string (`finishes` then, its text in `finish`); other
+    // members skipped.
+    static bool scan_choice(JsonScan& j, std::string& text, std::string& finish, bool& finishes) {
         bool seen_index = false, seen_delta = false, seen_finish = false;
         std::string_view key;
         if (!j.object()) return false;
@@ -237,7 +248,12 @@ private:
                 }
                 if (!j.ok()) return false;
             } else if (key == "finish_reason") {
-                if (!j.null_once(seen_finish)) return false;
+                if (seen_finish) return false;
+                seen_finish = true;
+                if (!j.null()) {
+                    if (!j.at_string() || !j.string(finish)) return false;
+                    finishes = true;
+                }
             } else if (!j.skip()) {
                 return false;
             }
@@ -262,14 +278,19 @@ private:
                 for (const json& fragment : *list) on_fragment(fragment, out);
         }
         const json* finish = wire::member(choice, "finish_reason");
-        if (finish == nullptr || !finish->is_string() || finished_) return std::nullopt;
-        finish_ = finish->get<std::string>();
+        if (finish == nullptr || !finish->is_string()) return std::nullopt;
+        return on_finish(finish->get<std::string>(), wire::member(choice, "content_filter_results"), out);
+    }
+
+    // Choice 0's finish_reason (the first one counts): the policy signals, then the finish delta.
+    std::optional<Failure> on_finish(std::string reason, const json* filter_results, std::vector<StreamDelta>& out) {
+        if (finished_) return std::nullopt;
+        finish_ = std::move(reason);
         finished_ = true;
         // Policy signals: a refusal (its whole text is here by now) and the content filter.
         std::optional<json> refusal;
         if (refused_) refusal.emplace(refusal_);
-        if (auto blocked = wire::openai_policy(wire_, refusal ? &*refusal : nullptr, finish_,
-                                               wire::member(choice, "content_filter_results")))
+        if (auto blocked = wire::openai_policy(wire_, refusal ? &*refusal : nullptr, finish_, filter_results))
             return blocked;
         StreamDelta d;
         d.kind = StreamDelta::Kind::finish;

@@ -270,22 +270,7 @@ private:
     }
 
     // The length of the well-formed UTF-8 sequence at `at` (its lead byte is >= 0x80), or 0.
-    std::size_t utf8(std::size_t at) const noexcept {
-        const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s_[at + k]); };
-        const std::size_t left = s_.size() - at;
-        const unsigned char c = b(0);
-        const auto cont = [&](std::size_t k, unsigned char lo = 0x80, unsigned char hi = 0xBF) {
-            return k < left && b(k) >= lo && b(k) <= hi;
-        };
-        if (c >= 0xC2 && c <= 0xDF) return cont(1) ? 2 : 0;
-        if (c == 0xE0) return cont(1, 0xA0) && cont(2) ? 3 : 0;
-        if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) return cont(1) && cont(2) ? 3 : 0;
-        if (c == 0xED) return cont(1, 0x80, 0x9F) && cont(2) ? 3 : 0;
-        if (c == 0xF0) return cont(1, 0x90) && cont(2) && cont(3) ? 4 : 0;
-        if (c >= 0xF1 && c <= 0xF3) return cont(1) && cont(2) && cont(3) ? 4 : 0;
-        if (c == 0xF4) return cont(1, 0x80, 0x8F) && cont(2) && cont(3) ? 4 : 0;
-        return 0;
-    }
+    std::size_t utf8(std::size_t at) const noexcept { return utf8_length(s_.data() + at, s_.size() - at); }
 
     bool digits() noexcept {
         const std::size_t start = i_;
