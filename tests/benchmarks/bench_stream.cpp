@@ -345,11 +345,17 @@ using AnthropicRouter = Router<Route<Anthropic, CurlTransport>>;
 struct Shared {
     explicit Shared(Wire w) : wire(w), encoded(encoded_stream(w, "ok")) {}
     Wire wire;
+    // Each mode has a CurlTransport (so a connection) of its own, as raw has its easy handle:
+    // a mode that reused the connection the previous stream just ended on would wait for
+    // the mock's thread of that connection to finish with it, while a mode on its own
+    // connection finds an idle thread waiting (at c=1 that was ~100 us of time to headers).
     std::shared_ptr<CurlTransport> http = std::make_shared<CurlTransport>();
+    std::shared_ptr<CurlTransport> http_router = std::make_shared<CurlTransport>();
+    std::shared_ptr<CurlTransport> http_split = std::make_shared<CurlTransport>();
     HttpRequest encoded;
-    OpenAIRouter openai{Route{"primary", openai_to("ok"), http}};
-    AnthropicRouter anthropic{Route{"primary", anthropic_to("ok"), http}};
-    std::shared_ptr<NotingTransport> noting = std::make_shared<NotingTransport>(NotingTransport{http, wire});
+    OpenAIRouter openai{Route{"primary", openai_to("ok"), http_router}};
+    AnthropicRouter anthropic{Route{"primary", anthropic_to("ok"), http_router}};
+    std::shared_ptr<NotingTransport> noting = std::make_shared<NotingTransport>(NotingTransport{http_split, wire});
     Router<Route<OpenAI, NotingTransport>> openai_split{Route{"primary", openai_to("ok"), noting}};
     Router<Route<Anthropic, NotingTransport>> anthropic_split{Route{"primary", anthropic_to("ok"), noting}};
 };

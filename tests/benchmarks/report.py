@@ -508,7 +508,7 @@ def main():
           "first event with text (no JSON parsing); **transport**: `CurlTransport::stream` with the same scanner; "
           "**router**: `Router::stream` with one route, TTFT at the first text delta the callback receives. "
           "Modes alternate in blocks whose order rotates every round (at c=1 a block is one stream, so every mode "
-          "sees the same moment of the machine); p50 / p99 over all streams.")
+          "sees the same moment of the machine), each mode on a connection of its own; p50 / p99 over all streams.")
         w("")
         w("| wire | c | raw TTFT p50 / p99 | transport TTFT p50 | router TTFT p50 / p99 | router / raw | of which decoding (p50) | client CPU per stream raw / router |")
         w("|---|---|---|---|---|---|---|---|")
@@ -765,21 +765,26 @@ def main():
             f"(transport alone {signed_us(sub(counter(ttft[(wire, 1)], 'transport_ttft_p50_us'), counter(ttft[(wire, 1)], 'raw_ttft_p50_us')))}, "
             f"decoding up to the first text {fmt_us(counter(ttft[(wire, 1)], 'router_split_decode_p50_us'))})"
             for wire in ("OpenAI", "Anthropic"))
-        w(f"- **Streaming TTFT.** At c=1 the router's p50 against raw libcurl's: {parts}. What the router adds before "
-          "the first token is encoding the request, CurlTransport's per-call setup and decoding the events up to the "
-          "first text, about 10 µs, while the mock's own first token (raw libcurl's p50 above) moves by more than "
-          "that between runs. Against a real provider's first token (hundreds of milliseconds) it is invisible. "
-          "Text events no longer go through a JSON DOM: a scanner reads the fields the decoder needs and leaves "
-          "every other shape to the DOM, so the decoder's CPU fell 3.6-5.3x (the `BM_StreamCPU` table) and "
-          "decoding up to the first text takes about a microsecond. At c=16 the run is CPU-bound (16 "
+        sends = " / ".join(fmt_us(counter(ttft[(wire, 1)], "router_split_send_p50_us")) for wire in ("OpenAI", "Anthropic"))
+        w(f"- **Streaming TTFT.** At c=1 the router's p50 against raw libcurl's: {parts}. Before its request leaves, "
+          f"the router spends {sends} (OpenAI / Anthropic, p50 of `router_split`'s time from the call to the "
+          "transport's `stream()`: admission, the route's checks, encoding the request, the decoder), with its caches "
+          "cold after the wait between two streams (the same path takes about 4 µs warm); CurlTransport then adds "
+          "its own multi-handle loop, and decoding up to the first text is about 2 µs. That fixed cost of tens of "
+          "microseconds is the whole gap: against the mock's first token (raw libcurl's p50 above) it is the ratio "
+          "in the table, against a real provider's (hundreds of milliseconds) it is invisible. Each mode keeps a "
+          "connection of its own, as raw keeps its easy handle (before 2026-12-03 the transport and router modes "
+          "shared one, and a stream that followed another on the same connection waited for the mock's thread of "
+          "that connection, about 100 µs of time to headers at c=1, which raw never did). Request bodies are written "
+          "by `detail/json_write.hpp` (`json::dump()`'s bytes, about twice as fast: the encode rows above), and "
+          "text events and the plain finish chunk are read by a scanner instead of a JSON DOM (the `BM_StreamCPU` "
+          "table). At c=16 the run is CPU-bound (16 "
           f"clients and the mock on {mach['cores']} cores) and TTFT follows CPU per stream "
           f"({fmt_us(counter(o16, 'router_client_cpu_us_per_stream'))} for the router against raw libcurl's "
-          f"{fmt_us(counter(o16, 'raw_client_cpu_us_per_stream'))}, which parses nothing and sets its options once), "
-          "and with four modes interleaved the c=16 ratios move a lot between runs (this machine's load is in the "
-          "Machine section). Run alone (`FAILOVER_BENCH_STREAM_MODES=raw`, then `=router`) the OpenAI c=16 p50s "
-          "were 3.87 / 4.42-4.53 ms (1.14-1.17x) on 2026-12-02, CPU 164 / 208 µs a stream: what is left is the work "
-          "raw does not do at all (encoding the request, decoding every event, delivering the deltas, the final "
-          "response; 27 µs a stream in `BM_StreamCPU`).")
+          f"{fmt_us(counter(o16, 'raw_client_cpu_us_per_stream'))}, which parses nothing and sets its options once): "
+          "what is left there is the work raw libcurl does not do at all (encoding the request, decoding and "
+          "checking every event, delivering the deltas, the final response), and no client that reads the events "
+          "can come within 1.10x of one that does not while they share the cores with the server.")
         w("- **Streaming memory.** The transport never holds the body and the decoder holds one event at a time, so "
           "with `StreamOptions::keep_text = false` a 16 MiB answer streams in flat memory. By default the router keeps "
           "the text twice while streaming (the decoder's copy for the returned response, and the delivered text for a "
