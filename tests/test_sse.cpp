@@ -1561,6 +1561,10 @@ TEST_CASE("OpenAI stream: text chunks are read without a DOM, exactly as through
         // the text and the finish_reason in one chunk; a second finish_reason (ignored either way)
         CHECK(same_both_ways(make, openai_stream_with(R"({"choices":[{"delta":{"content":"x"},"finish_reason":"length"}]})")) == 3);
         CHECK(same_both_ways(make, openai_stream_with(R"({"choices":[{"delta":{"content":"x"},"finish_reason":""}]})")) == 3);
+        // filter results beside a finish that is not content_filter: read by the fast path, which
+        // passes none on (the policy reads them only for a content_filter finish)
+        CHECK(same_both_ways(make, openai_stream_with(R"({"choices":[{"delta":{},"finish_reason":"stop",)"
+                                                      R"("content_filter_results":{"hate":{"filtered":true,"severity":"high"}}}]})")) == 3);
         // every recorded plain-text stream: all but the usage and [DONE] events
         const std::string text = fixture("openai/text.sse");
         CHECK(same_both_ways(make, text) > 0);
