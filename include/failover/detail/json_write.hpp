@@ -7,8 +7,8 @@
 // body is mostly prompt text, so this is most of the cost of encoding one.
 // Floating-point numbers go through nlohmann::json's own float writer, and
 // anything that is not JSON text (binary, discarded) through dump(), so their
-// spelling cannot differ. Text that is not well-formed UTF-8 is refused, as dump() refuses it
-// (it throws type_error 316): json_write returns false.
+// spelling cannot differ. Text that is not well-formed UTF-8 is refused where
+// dump() refuses it (it throws type_error 316): json_write returns false.
 //
 // tests/test_adapters.cpp compares it with dump() on edge cases and generated
 // documents; the schema fuzzer compares the two on every input.
@@ -18,7 +18,6 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -34,28 +33,12 @@ namespace json_write_detail {
 /// Appends `s` as a JSON string (quotes included); false when it is not well-formed UTF-8.
 inline bool string(std::string& out, const std::string& s) {
     static constexpr char hex[] = "0123456789abcdef";
-    constexpr std::uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
-    const auto zero_byte = [](std::uint64_t x) { return (x - ones) & ~x & highs; };
     out += '"';
     const char* p = s.data();
     const std::size_t n = s.size();
     std::size_t i = 0;
     while (i < n) {
-        // The plain run ahead: printable ASCII other than '"' and '\\', eight bytes a step.
-        std::size_t j = i;
-        while (n - j >= 8) {
-            std::uint64_t w = 0;
-            std::memcpy(&w, p + j, 8);
-            const std::uint64_t special = zero_byte(w ^ (ones * '"')) | zero_byte(w ^ (ones * '\\')) |
-                                          ((w - ones * 0x20) & ~w & highs) | (w & highs);
-            if (special != 0) break;
-            j += 8;
-        }
-        while (j < n) {
-            const auto c = static_cast<unsigned char>(p[j]);
-            if (c < 0x20 || c == '"' || c == '\\' || c >= 0x80) break;
-            ++j;
-        }
+        const std::size_t j = json_plain_end(p, i, n);  // the plain run ahead, copied whole
         out.append(p + i, j - i);
         i = j;
         if (i == n) break;

@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: MIT
 // UTF-8 encoding of a code point, shared by the schema validator (messages,
 // regex translation) and the stream decoders' JSON scanner; and the one check of
-// a well-formed UTF-8 sequence, shared by that scanner and the request writer
-// (detail/json_write.hpp).
+// a well-formed UTF-8 sequence and the scan for the plain bytes of a JSON string,
+// shared by that scanner and the request writer (detail/json_write.hpp).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string>
 
 #include "failover/version.hpp"
@@ -51,6 +52,28 @@ inline std::size_t utf8_length(const char* p, std::size_t left) noexcept {
     if (c >= 0xF1 && c <= 0xF3) return cont(1) && cont(2) && cont(3) ? 4 : 0;
     if (c == 0xF4) return cont(1, 0x80, 0x8F) && cont(2) && cont(3) ? 4 : 0;
     return 0;
+}
+
+/// Where the run of plain JSON string bytes starting at `i` ends in `p[0, n)`: printable ASCII
+/// other than '"' and '\\', which a JSON string holds as they are. Eight bytes a step while
+/// none of the eight is special (the step may stop early; the byte loop then finishes the run).
+inline std::size_t json_plain_end(const char* p, std::size_t i, std::size_t n) noexcept {
+    constexpr std::uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    const auto zero_byte = [](std::uint64_t x) { return (x - ones) & ~x & highs; };
+    while (n - i >= 8) {
+        std::uint64_t w = 0;
+        std::memcpy(&w, p + i, 8);
+        const std::uint64_t special = zero_byte(w ^ (ones * '"')) | zero_byte(w ^ (ones * '\\')) |
+                                      ((w - ones * 0x20) & ~w & highs) | (w & highs);
+        if (special != 0) break;
+        i += 8;
+    }
+    while (i < n) {
+        const auto c = static_cast<unsigned char>(p[i]);
+        if (c < 0x20 || c == '"' || c == '\\' || c >= 0x80) break;
+        ++i;
+    }
+    return i;
 }
 
 }  // namespace detail

@@ -206,7 +206,8 @@ private:
             }
         }
         if (!j.end()) return false;
-        // Policy signals stay with the DOM path (it reads content_filter_results).
+        // Policy stops are left to the DOM path: content_filter (its categories are in
+        // content_filter_results, which this does not read) and a finish after a refusal.
         if (finishes && (refused_ || finish == "content_filter")) return false;
         if (model_.empty()) model_ = std::move(model);
         if (!text.empty()) {

@@ -19,7 +19,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -106,23 +105,8 @@ public:
     }
 
 private:
-    static bool plain(unsigned char c) noexcept { return c >= 0x20 && c != '"' && c != '\\' && c < 0x80; }
-
-    // Moves i_ past the plain bytes ahead (printable ASCII other than '"' and '\\'), eight
-    // at a time while none of the eight is special.
-    void skip_plain() noexcept {
-        constexpr std::uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
-        const auto zero_byte = [](std::uint64_t x) { return (x - ones) & ~x & highs; };
-        while (s_.size() - i_ >= 8) {
-            std::uint64_t w = 0;
-            std::memcpy(&w, s_.data() + i_, 8);
-            const std::uint64_t special = zero_byte(w ^ (ones * '"')) | zero_byte(w ^ (ones * '\\')) |
-                                          ((w - ones * 0x20) & ~w & highs) | (w & highs);
-            if (special != 0) break;
-            i_ += 8;
-        }
-        while (i_ < s_.size() && plain(static_cast<unsigned char>(s_[i_]))) ++i_;
-    }
+    // Moves i_ past the plain bytes ahead (detail/utf8.hpp).
+    void skip_plain() noexcept { i_ = json_plain_end(s_.data(), i_, s_.size()); }
 
     // A string value, checked whole; its decoded text is appended to `out` unless null.
     bool string_into(std::string* out) noexcept {
