@@ -577,6 +577,78 @@ TEST_CASE("request bodies are written byte for byte as json::dump() writes them,
     }
 }
 
+TEST_CASE("request encoders write their bodies straight, in the bytes and member order json::dump() gives", "[adapters][encode]") {
+    // The encoders write without a DOM (detail::JsonOut): a body is dump()'s bytes when its
+    // members come in the order a DOM keeps them, so every body must survive parse + dump
+    // unchanged, for every kind of turn and option each encoder writes.
+    std::vector<ChatRequest> requests = {plain_request(false), plain_request(true), tools_request(), structured_request()};
+    ChatRequest history = chat({system_prompt("One."), system_prompt("Two \"quoted\"."), user("a"), user("b \xc3\xa9"),
+                                assistant("earlier answer"), user("c")});
+    history.temperature = 0.0;
+    history.stop = {"END", "\x01"};
+    requests.push_back(history);
+    ChatRequest signed_turns = chat({user("think")});
+    Message a = assistant("I will call.", {ToolCall{"toolu_1", "get_weather", json{{"city", "Oslo"}}}});
+    a.thinking = {Thinking{"step one", Signature{"anthropic", "claude-sonnet-4-5", "sig-a"}, false},
+                  Thinking{"", Signature{"anthropic", "claude-sonnet-4-5", "redacted-bytes"}, true},
+                  Thinking{"elsewhere", Signature{"anthropic", "other-model", "sig-b"}, false}};
+    a.signature = Signature{"gemini", "gemini-2.5-flash", "gem-sig"};
+    a.tool_calls.front().signature = Signature{"gemini", "gemini-2.5-flash", "call-sig"};
+    signed_turns.messages.push_back(a);
+    signed_turns.messages.push_back(tool_result("toolu_1", "get_weather", "failed: timeout", true));
+    signed_turns.messages.push_back(assistant("plain again"));
+    signed_turns.tools = tools_request().tools;
+    requests.push_back(signed_turns);
+    ChatRequest both = tools_request();  // tools beside a schema: Anthropic's forced tool_choice "any"
+    both.schema = invoice_schema();
+    requests.push_back(both);
+    ChatRequest minted = tools_request();
+    minted.messages[2].tool_calls[0].minted_id = true;
+    requests.push_back(minted);
+
+    const std::vector<std::pair<std::string, std::function<Result<HttpRequest>(const ChatRequest&, bool)>>> encoders = {
+        {"openai", [](const ChatRequest& r, bool s) { return s ? openai().encode_stream(r) : openai().encode(r); }},
+        {"azure", [](const ChatRequest& r, bool s) { return s ? azure().encode_stream(r) : azure().encode(r); }},
+        {"vllm",
+         [](const ChatRequest& r, bool s) {
+             const OpenAICompatible v = OpenAICompatible::vllm("qwen", "http://h:8000/v1");
+             return s ? v.encode_stream(r) : v.encode(r);
+         }},
+        {"anthropic", [](const ChatRequest& r, bool s) { return s ? anthropic().encode_stream(r) : anthropic().encode(r); }},
+        {"gemini", [](const ChatRequest& r, bool s) { return s ? gemini().encode_stream(r) : gemini().encode(r); }},
+    };
+    std::size_t bodies = 0;
+    for (const auto& [name, encode] : encoders) {
+        for (std::size_t i = 0; i < requests.size(); ++i) {
+            for (const bool stream : {false, true}) {
+                INFO(name << " request " << i << (stream ? " streamed" : ""));
+                const Result<HttpRequest> h = encode(requests[i], stream);
+                REQUIRE(h);
+                CHECK(h->body == json::parse(h->body).dump());
+                ++bodies;
+            }
+        }
+    }
+    CHECK(bodies == encoders.size() * requests.size() * 2);
+
+    // Text that is not UTF-8 anywhere the encoders write it is refused, as dump() refused it.
+    const std::string bad = "caf\xc3";
+    for (const auto& [name, encode] : encoders) {
+        ChatRequest r = plain_request(false);
+        r.messages.back().content = bad;
+        Result<HttpRequest> h = encode(r, false);
+        INFO(name);
+        REQUIRE_FALSE(h);
+        CHECK(h.error().reason == Reason::bad_request);
+        CHECK(h.error().message.find("not valid UTF-8") != std::string::npos);
+        r = plain_request(true);
+        r.stop = {bad};
+        h = encode(r, true);
+        REQUIRE_FALSE(h);
+        CHECK(h.error().reason == Reason::bad_request);
+    }
+}
+
 TEST_CASE("OpenAI request bodies validate against OpenAI's CreateChatCompletionRequest schema", "[adapters][encode][schema]") {
     // The file is JSON Schema 2020-12 and failover::Schema implements draft 7. Its $defs
     // refs are plain JSON pointers, which resolve the same way under draft 7, so

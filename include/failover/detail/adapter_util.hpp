@@ -104,12 +104,17 @@ inline bool flag_at(const json* j, const char* key) noexcept {
     return v != nullptr && v->is_boolean() && v->get<bool>();
 }
 
-/// Serialises a request body. Text that is not valid UTF-8 cannot be sent as
-/// JSON, so it becomes a bad_request naming the provider instead of an exception.
-inline Result<std::string> dump_body(const json& body, std::string_view provider) {
-    std::string text;
-    text.reserve(1024);
-    if (!json_write(body, text))
+/// Room to reserve for a request body: its message text and the JSON around it.
+inline std::size_t body_capacity(const ChatRequest& req) noexcept {
+    std::size_t n = 512;
+    for (const Message& m : req.messages) n += m.content.size() + 64;
+    return n;
+}
+
+/// The text an encoder wrote with `o` into `text`. Text that is not valid UTF-8 cannot be
+/// sent as JSON, so it becomes a bad_request naming the provider instead of a body.
+inline Result<std::string> body_text(const JsonOut& o, std::string text, std::string_view provider) {
+    if (!o.ok())
         return Failure::of(Reason::bad_request,
                            std::string(provider) + ": the request contains text that is not valid UTF-8");
     return text;

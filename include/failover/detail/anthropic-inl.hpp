@@ -58,69 +58,58 @@ FAILOVER_INLINE Result<HttpRequest> Anthropic::encode_body(const ChatRequest& re
     constexpr std::string_view p = "anthropic";
     if (auto bad = detail::wire::check_request_knobs(request.max_tokens, request.temperature, !request.messages.empty(), p))
         return *bad;
-    json body = {{"model", opts_.model}, {"max_tokens", request.max_tokens.value_or(opts_.max_tokens)}};
 
-    std::vector<std::string> system;
-    // Turns as (role, content blocks); a turn of one text block is sent as a plain string.
-    std::vector<std::pair<std::string, json>> turns;
-    auto add = [&](const char* role, json block) {
-        if (turns.empty() || turns.back().first != role) turns.emplace_back(role, json::array());
+    // Turns as (role, content blocks); a turn of one text block is sent as a plain string. A
+    // text block is the message's own text; the rarer blocks are small DOM values.
+    struct Block {
+        const std::string* text = nullptr;  // a text block
+        json other{};                       // any other block
+    };
+    std::vector<const std::string*> system;
+    std::vector<std::pair<const char*, std::vector<Block>>> turns;
+    auto add = [&](const char* role, Block block) {
+        if (turns.empty() || std::string_view(turns.back().first) != role) turns.emplace_back(role, std::vector<Block>{});
         turns.back().second.push_back(std::move(block));
     };
     for (std::size_t i = 0; i < request.messages.size(); ++i) {
         const Message& m = request.messages[i];
-        const std::string at = "messages[" + std::to_string(i) + "]";
+        const auto at = [i] { return "messages[" + std::to_string(i) + "]"; };
         switch (m.role) {
             case Role::system:
-                system.push_back(m.content);
+                system.push_back(&m.content);
                 break;
             case Role::user:
-                add("user", {{"type", "text"}, {"text", m.content}});
+                add("user", Block{&m.content});
                 break;
             case Role::assistant:
                 // Thinking blocks go back first, unchanged, and only to the model that signed them.
                 for (const Thinking& t : m.thinking) {
                     if (!t.signature.belongs_to("anthropic", opts_.model)) continue;
-                    if (t.redacted) add("assistant", {{"type", "redacted_thinking"}, {"data", t.signature.value}});
-                    else add("assistant", {{"type", "thinking"}, {"thinking", t.text}, {"signature", t.signature.value}});
+                    if (t.redacted) add("assistant", Block{nullptr, {{"type", "redacted_thinking"}, {"data", t.signature.value}}});
+                    else add("assistant", Block{nullptr, {{"type", "thinking"}, {"thinking", t.text}, {"signature", t.signature.value}}});
                 }
-                if (!m.content.empty() || m.tool_calls.empty()) add("assistant", {{"type", "text"}, {"text", m.content}});
+                if (!m.content.empty() || m.tool_calls.empty()) add("assistant", Block{&m.content});
                 for (const ToolCall& c : m.tool_calls) {
                     if (c.id.empty())
-                        return detail::wire::unsendable(p, at + ": tool call '" + c.name + "' has no id");
+                        return detail::wire::unsendable(p, at() + ": tool call '" + c.name + "' has no id");
                     if (!c.arguments.is_object())
-                        return detail::wire::unsendable(p, at + ": the arguments of tool call '" + c.name +
+                        return detail::wire::unsendable(p, at() + ": the arguments of tool call '" + c.name +
                                                          "' are not a JSON object");
-                    add("assistant", {{"type", "tool_use"}, {"id", c.id}, {"name", c.name}, {"input", c.arguments}});
+                    add("assistant", Block{nullptr, {{"type", "tool_use"}, {"id", c.id}, {"name", c.name}, {"input", c.arguments}}});
                 }
                 break;
             case Role::tool:
                 if (m.tool_call_id.empty())
-                    return detail::wire::unsendable(p, at + ": a tool result needs the tool_call_id it answers");
+                    return detail::wire::unsendable(p, at() + ": a tool result needs the tool_call_id it answers");
                 if (m.is_error)
-                    add("user", {{"type", "tool_result"}, {"tool_use_id", m.tool_call_id}, {"content", m.content}, {"is_error", true}});
+                    add("user", Block{nullptr, {{"type", "tool_result"}, {"tool_use_id", m.tool_call_id}, {"content", m.content}, {"is_error", true}}});
                 else
-                    add("user", {{"type", "tool_result"}, {"tool_use_id", m.tool_call_id}, {"content", m.content}});
+                    add("user", Block{nullptr, {{"type", "tool_result"}, {"tool_use_id", m.tool_call_id}, {"content", m.content}}});
                 break;
         }
     }
-    if (system.size() == 1) {
-        body["system"] = system.front();
-    } else if (system.size() > 1) {
-        json blocks = json::array();
-        for (auto& s : system) blocks.push_back({{"type", "text"}, {"text", s}});
-        body["system"] = std::move(blocks);
-    }
-    json messages = json::array();
-    for (auto& [role, blocks] : turns) {
-        const bool plain = blocks.size() == 1 && blocks[0]["type"] == "text";
-        messages.push_back({{"role", role}, {"content", plain ? json(blocks[0]["text"]) : std::move(blocks)}});
-    }
-    if (messages.empty()) return detail::wire::unsendable(p, "the request has only system messages");
-    body["messages"] = std::move(messages);
+    if (turns.empty()) return detail::wire::unsendable(p, "the request has only system messages");
 
-    if (request.temperature) body["temperature"] = *request.temperature;
-    if (!request.stop.empty()) body["stop_sequences"] = request.stop;
     json tools = json::array();
     for (const Tool& t : request.tools) {
         if (!detail::wire::valid_function_name(t.name))
@@ -132,6 +121,7 @@ FAILOVER_INLINE Result<HttpRequest> Anthropic::encode_body(const ChatRequest& re
         if (!t.description.empty()) tool["description"] = t.description;
         tools.push_back(std::move(tool));
     }
+    json tool_choice;
     if (request.schema) {
         const json& doc = request.schema->document();
         if (!detail::wire::valid_function_name(request.schema_name))
@@ -145,18 +135,53 @@ FAILOVER_INLINE Result<HttpRequest> Anthropic::encode_body(const ChatRequest& re
         tools.push_back({{"name", request.schema_name},
                          {"description", "Give the final answer by calling this tool; its input is the answer."},
                          {"input_schema", doc}});
-        body["tool_choice"] = own_tools ? json{{"type", "any"}} : json{{"type", "tool"}, {"name", request.schema_name}};
+        tool_choice = own_tools ? json{{"type", "any"}} : json{{"type", "tool"}, {"name", request.schema_name}};
     }
-    if (!tools.empty()) body["tools"] = std::move(tools);
-    if (stream) body["stream"] = true;
 
-    Result<std::string> text = detail::wire::dump_body(body, p);
-    if (!text) return std::move(text).error();
+    // Written straight, members in the order json::dump() gives them (detail/json_write.hpp).
+    std::string text;
+    text.reserve(detail::wire::body_capacity(request));
+    detail::JsonOut o(text);
+    const auto text_block = [&o](const std::string& t) {
+        o.object().key("text").string(t).key("type").string("text").end_object();
+    };
+    o.object().key("max_tokens").integer(request.max_tokens.value_or(opts_.max_tokens)).key("messages").array();
+    for (const auto& [role, blocks] : turns) {
+        o.object().key("content");
+        if (blocks.size() == 1 && blocks.front().text != nullptr) {
+            o.string(*blocks.front().text);
+        } else {
+            o.array();
+            for (const Block& b : blocks) {
+                if (b.text != nullptr) text_block(*b.text);
+                else o.value(b.other);
+            }
+            o.end_array();
+        }
+        o.key("role").string(role).end_object();
+    }
+    o.end_array().key("model").string(opts_.model);
+    if (!request.stop.empty()) o.key("stop_sequences").strings(request.stop);
+    if (stream) o.key("stream").boolean(true);
+    if (system.size() == 1) {
+        o.key("system").string(*system.front());
+    } else if (system.size() > 1) {
+        o.key("system").array();
+        for (const std::string* s : system) text_block(*s);
+        o.end_array();
+    }
+    if (request.temperature) o.key("temperature").number(*request.temperature);
+    if (!tool_choice.is_null()) o.key("tool_choice").value(tool_choice);
+    if (!tools.empty()) o.key("tools").value(tools);
+    o.end_object();
+
+    Result<std::string> body = detail::wire::body_text(o, std::move(text), p);
+    if (!body) return std::move(body).error();
     HttpRequest http;
     http.url = url_;
     http.headers = headers_;
     if (stream) detail::wire::put_header(http.headers, "Accept", "text/event-stream");
-    http.body = std::move(*text);
+    http.body = std::move(*body);
     return http;
 }
 

@@ -58,36 +58,42 @@ FAILOVER_INLINE Result<HttpRequest> Gemini::encode_body(const ChatRequest& reque
     constexpr std::string_view p = "gemini";
     if (auto bad = detail::wire::check_request_knobs(request.max_tokens, request.temperature, !request.messages.empty(), p))
         return *bad;
-    json body = json::object();
-    json system_parts = json::array();
-    std::vector<std::pair<std::string, json>> turns;  // (role, parts), merged by role
-    auto add = [&](const char* role, json part) {
-        if (turns.empty() || turns.back().first != role) turns.emplace_back(role, json::array());
+    // Turns as (role, parts), merged by role. A part of plain text is the message's own text;
+    // the rarer parts are small DOM values.
+    struct Part {
+        const std::string* text = nullptr;  // {"text": ...}
+        json other{};                       // any other part
+    };
+    std::vector<const std::string*> system;
+    std::vector<std::pair<const char*, std::vector<Part>>> turns;
+    auto add = [&](const char* role, Part part) {
+        if (turns.empty() || std::string_view(turns.back().first) != role) turns.emplace_back(role, std::vector<Part>{});
         turns.back().second.push_back(std::move(part));
     };
     for (std::size_t i = 0; i < request.messages.size(); ++i) {
         const Message& m = request.messages[i];
-        const std::string at = "messages[" + std::to_string(i) + "]";
+        const auto at = [i] { return "messages[" + std::to_string(i) + "]"; };
         switch (m.role) {
             case Role::system:
-                system_parts.push_back({{"text", m.content}});
+                system.push_back(&m.content);
                 break;
             case Role::user:
-                add("user", {{"text", m.content}});
+                add("user", Part{&m.content});
                 break;
             case Role::assistant: {
                 // Thought signatures go back on the part they came with, and only to the model that
                 // made them. A turn from anywhere else carries Google's documented placeholder on its
                 // first call instead, which Gemini 3 requires of every call step.
                 if (!m.content.empty() || m.tool_calls.empty()) {
-                    json part = {{"text", m.content}};
-                    if (m.signature.belongs_to("gemini", opts_.model)) part["thoughtSignature"] = m.signature.value;
-                    add("model", std::move(part));
+                    if (m.signature.belongs_to("gemini", opts_.model))
+                        add("model", Part{nullptr, {{"text", m.content}, {"thoughtSignature", m.signature.value}}});
+                    else
+                        add("model", Part{&m.content});
                 }
                 bool first_call = true;
                 for (const ToolCall& c : m.tool_calls) {
                     if (!c.arguments.is_object())
-                        return detail::wire::unsendable(p, at + ": the arguments of tool call '" + c.name +
+                        return detail::wire::unsendable(p, at() + ": the arguments of tool call '" + c.name +
                                                          "' are not a JSON object");
                     json call = {{"name", c.name}, {"args", c.arguments}};
                     if (!c.id.empty() && !c.minted_id) call["id"] = c.id;
@@ -96,66 +102,81 @@ FAILOVER_INLINE Result<HttpRequest> Gemini::encode_body(const ChatRequest& reque
                     if (ours && !c.signature.empty()) part["thoughtSignature"] = c.signature.value;
                     else if (!ours && first_call) part["thoughtSignature"] = kSkipSignature;
                     first_call = false;
-                    add("model", std::move(part));
+                    add("model", Part{nullptr, std::move(part)});
                 }
                 break;
             }
             case Role::tool: {
                 std::string tool_name = m.name.empty() ? detail::wire::name_of_call(request, i, m.tool_call_id) : m.name;
                 if (tool_name.empty())
-                    return detail::wire::unsendable(p, at + ": a tool result needs the tool's name (Message::name)");
+                    return detail::wire::unsendable(p, at() + ": a tool result needs the tool's name (Message::name)");
                 // Gemini's convention: the result under "output", a failure under "error".
                 json result = m.is_error ? json() : detail::wire::parse_json(m.content);
                 if (!result.is_object()) result = json{{m.is_error ? "error" : "output", m.content}};
                 json response = {{"name", std::move(tool_name)}, {"response", std::move(result)}};
                 if (!m.tool_call_id.empty() && !detail::wire::minted_call(request, i, m.tool_call_id))
                     response["id"] = m.tool_call_id;
-                add("user", {{"functionResponse", std::move(response)}});
+                add("user", Part{nullptr, {{"functionResponse", std::move(response)}}});
                 break;
             }
         }
     }
-    if (!system_parts.empty()) body["systemInstruction"] = {{"parts", std::move(system_parts)}};
-    json contents = json::array();
-    for (auto& [role, parts] : turns) contents.push_back({{"role", role}, {"parts", std::move(parts)}});
-    if (contents.empty()) return detail::wire::unsendable(p, "the request has only system messages");
-    body["contents"] = std::move(contents);
+    if (turns.empty()) return detail::wire::unsendable(p, "the request has only system messages");
+    if (request.schema && !request.schema->document().is_object())
+        return detail::wire::unsendable(p, "structured output needs a schema that is a JSON object");
+    for (const Tool& t : request.tools)
+        if (!detail::wire::valid_function_name(t.name))
+            return detail::wire::unsendable(p, "tool name '" + detail::wire::clean_message(t.name, {}, 80) +
+                                             "' must be 1-64 characters of [A-Za-z0-9_-]");
 
-    json config = json::object();
-    if (auto mt = request.max_tokens ? request.max_tokens : opts_.max_tokens) config["maxOutputTokens"] = *mt;
-    if (request.temperature) config["temperature"] = *request.temperature;
-    if (!request.stop.empty()) config["stopSequences"] = request.stop;
-    if (request.schema) {
-        if (!request.schema->document().is_object())
-            return detail::wire::unsendable(p, "structured output needs a schema that is a JSON object");
-        config["responseMimeType"] = "application/json";
-        config["responseJsonSchema"] = request.schema->document();
-    }
-    if (!config.empty()) body["generationConfig"] = std::move(config);
-
-    if (!request.tools.empty()) {
-        json declarations = json::array();
-        for (const Tool& t : request.tools) {
-            if (!detail::wire::valid_function_name(t.name))
-                return detail::wire::unsendable(p, "tool name '" + detail::wire::clean_message(t.name, {}, 80) +
-                                                 "' must be 1-64 characters of [A-Za-z0-9_-]");
-            json d = {{"name", t.name}, {"parametersJsonSchema", t.parameters}};
-            if (!t.description.empty()) d["description"] = t.description;
-            declarations.push_back(std::move(d));
+    // Written straight, members in the order json::dump() gives them (detail/json_write.hpp).
+    std::string text;
+    text.reserve(detail::wire::body_capacity(request));
+    detail::JsonOut o(text);
+    const auto text_part = [&o](const std::string& t) { o.object().key("text").string(t).end_object(); };
+    o.object().key("contents").array();
+    for (const auto& [role, parts] : turns) {
+        o.object().key("parts").array();
+        for (const Part& part : parts) {
+            if (part.text != nullptr) text_part(*part.text);
+            else o.value(part.other);
         }
-        json tool = json::object();
-        tool["functionDeclarations"] = std::move(declarations);
-        body["tools"] = json::array();
-        body["tools"].push_back(std::move(tool));
+        o.end_array().key("role").string(role).end_object();
     }
+    o.end_array();
+    const auto max_tokens = request.max_tokens ? request.max_tokens : opts_.max_tokens;
+    if (max_tokens || request.temperature || !request.stop.empty() || request.schema) {
+        o.key("generationConfig").object();
+        if (max_tokens) o.key("maxOutputTokens").integer(*max_tokens);
+        if (request.schema)
+            o.key("responseJsonSchema").value(request.schema->document()).key("responseMimeType").string("application/json");
+        if (!request.stop.empty()) o.key("stopSequences").strings(request.stop);
+        if (request.temperature) o.key("temperature").number(*request.temperature);
+        o.end_object();
+    }
+    if (!system.empty()) {
+        o.key("systemInstruction").object().key("parts").array();
+        for (const std::string* s : system) text_part(*s);
+        o.end_array().end_object();
+    }
+    if (!request.tools.empty()) {
+        o.key("tools").array().object().key("functionDeclarations").array();
+        for (const Tool& t : request.tools) {
+            o.object();
+            if (!t.description.empty()) o.key("description").string(t.description);
+            o.key("name").string(t.name).key("parametersJsonSchema").value(t.parameters).end_object();
+        }
+        o.end_array().end_object().end_array();
+    }
+    o.end_object();
 
-    Result<std::string> text = detail::wire::dump_body(body, p);
-    if (!text) return std::move(text).error();
+    Result<std::string> text_or = detail::wire::body_text(o, std::move(text), p);
+    if (!text_or) return std::move(text_or).error();
     HttpRequest http;
     http.url = stream ? stream_url_ : url_;
     http.headers = headers_;
     if (stream) detail::wire::put_header(http.headers, "Accept", "text/event-stream");
-    http.body = std::move(*text);
+    http.body = std::move(*text_or);
     return http;
 }
 

@@ -14,11 +14,14 @@
 // documents; the schema fuzzer compares the two on every input.
 #pragma once
 
+#include <cassert>
 #include <charconv>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -31,7 +34,7 @@ namespace detail {
 namespace json_write_detail {
 
 /// Appends `s` as a JSON string (quotes included); false when it is not well-formed UTF-8.
-inline bool string(std::string& out, const std::string& s) {
+inline bool string(std::string& out, std::string_view s) {
     static constexpr char hex[] = "0123456789abcdef";
     out += '"';
     const char* p = s.data();
@@ -132,6 +135,117 @@ inline bool value(std::string& out, const nlohmann::json& v) {
 /// Appends `v` to `out` as v.dump() would write it; false (with `out` partly written) when a
 /// string in it is not well-formed UTF-8, where dump() throws.
 inline bool json_write(const nlohmann::json& v, std::string& out) { return json_write_detail::value(out, v); }
+
+/// Writes one JSON document straight into a string, compact as json::dump() writes it, so an
+/// encoder need not build a DOM for the parts it spells itself (the request encoders: their
+/// skeleton and the prompt text; rarer parts, a tool's schema or a tool call, go in as DOM
+/// values through json_write). The writer puts the commas and colons; the encoder gives each
+/// object's members in the order a DOM would keep them (nlohmann::json's std::map: sorted by
+/// key bytes), and then the bytes are dump()'s exactly. Debug builds assert that order. Keys
+/// are the encoder's own plain ASCII words, written as given.
+/// @code
+/// std::string body;
+/// JsonOut o(body);
+/// o.object().key("messages").array();
+/// o.object().key("content").string(text).key("role").string("user").end_object();
+/// o.end_array().key("stream").boolean(true).end_object();
+/// if (!o.ok()) ...   // some text was not well-formed UTF-8 (dump() would throw)
+/// @endcode
+class JsonOut {
+public:
+    explicit JsonOut(std::string& out) noexcept : out_(out) {}
+
+    JsonOut& object() { return open('{'); }
+    JsonOut& array() { return open('['); }
+    JsonOut& end_object() { return close('}'); }
+    JsonOut& end_array() { return close(']'); }
+
+    /// The next member's key (a plain ASCII word: no quotes, backslashes or control characters).
+    JsonOut& key(std::string_view k) {
+#ifndef NDEBUG
+        assert(depth_ > 0 && depth_ <= kChecked && "JsonOut: a key outside an object");
+        assert((first_ || last_key_[depth_ - 1] < k) && "JsonOut: members out of the order dump() gives");
+        last_key_[depth_ - 1] = k;
+#endif
+        comma();
+        out_ += '"';
+        out_.append(k);
+        out_ += "\":";
+        after_key_ = true;
+        return *this;
+    }
+
+    JsonOut& string(std::string_view s) {
+        comma();
+        ok_ = json_write_detail::string(out_, s) && ok_;
+        return *this;
+    }
+    JsonOut& strings(const std::vector<std::string>& list) {
+        array();
+        for (const std::string& s : list) string(s);
+        return end_array();
+    }
+    JsonOut& integer(std::int64_t n) {
+        comma();
+        char digits[24];
+        out_.append(digits, std::to_chars(digits, digits + sizeof digits, n).ptr);
+        return *this;
+    }
+    JsonOut& number(double x) { return value(nlohmann::json(x)); }
+    JsonOut& boolean(bool b) {
+        comma();
+        out_ += b ? "true" : "false";
+        return *this;
+    }
+    JsonOut& null() {
+        comma();
+        out_ += "null";
+        return *this;
+    }
+    /// A DOM value, written as dump() writes it.
+    JsonOut& value(const nlohmann::json& v) {
+        comma();
+        ok_ = json_write_detail::value(out_, v) && ok_;
+        return *this;
+    }
+
+    /// False when some text was not well-formed UTF-8 (the document is then unusable).
+    bool ok() const noexcept { return ok_; }
+
+private:
+    // Before a value or key: the comma that separates it from the one before, if any.
+    void comma() {
+        if (after_key_) {
+            after_key_ = false;
+            return;
+        }
+        if (!first_) out_ += ',';
+        first_ = false;
+    }
+    JsonOut& open(char c) {
+        comma();
+        out_ += c;
+        first_ = true;
+        ++depth_;
+        return *this;
+    }
+    JsonOut& close(char c) {
+        out_ += c;
+        first_ = false;  // the container was a value of its parent
+        --depth_;
+        return *this;
+    }
+
+    std::string& out_;
+    bool ok_ = true;
+    bool first_ = true;       // nothing written yet in the container just opened
+    bool after_key_ = false;  // a key was written: its value needs no comma
+    std::size_t depth_ = 0;
+#ifndef NDEBUG
+    static constexpr std::size_t kChecked = 16;
+    std::string_view last_key_[kChecked]{};
+#endif
+};
 
 }  // namespace detail
 FAILOVER_END_NAMESPACE

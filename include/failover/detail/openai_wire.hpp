@@ -91,97 +91,103 @@ inline json parse_arguments(const json* args) {
 
 inline Result<HttpRequest> openai_encode_body(const OpenAIWire& w, const ChatRequest& req, bool stream) {
     if (auto bad = check_request_knobs(req.max_tokens, req.temperature, !req.messages.empty(), w.provider)) return *bad;
-    json body = json::object();
-    if (w.send_model) body["model"] = w.model;
-    json messages = json::array();
+
+    // Written straight, members in the order json::dump() gives them (detail/json_write.hpp).
+    std::string text;
+    text.reserve(body_capacity(req));
+    JsonOut o(text);
+    o.object();
+    if (auto mt = req.max_tokens ? req.max_tokens : w.max_tokens)
+        o.key(w.max_completion_tokens ? "max_completion_tokens" : "max_tokens").integer(*mt);
+    o.key("messages").array();
     for (std::size_t i = 0; i < req.messages.size(); ++i) {
         const Message& m = req.messages[i];
-        const std::string at = "messages[" + std::to_string(i) + "]";
+        const auto at = [i] { return "messages[" + std::to_string(i) + "]"; };
+        o.object();
         switch (m.role) {
             case Role::system:
-            case Role::user:
-                messages.push_back({{"role", to_string(m.role)}, {"content", m.content}});
-                break;
-            case Role::assistant: {
-                json a = {{"role", "assistant"}};
+            case Role::user: o.key("content").string(m.content).key("role").string(to_string(m.role)); break;
+            case Role::assistant:
                 if (m.tool_calls.empty()) {
-                    a["content"] = m.content;
-                } else {
-                    a["content"] = m.content.empty() ? json(nullptr) : json(m.content);
-                    json calls = json::array();
-                    for (const ToolCall& c : m.tool_calls) {
-                        if (c.id.empty())
-                            return unsendable(w.provider, at + ": tool call '" + c.name +
-                                                              "' has no id; the tool result must refer to one");
-                        calls.push_back({{"id", c.id},
-                                         {"type", "function"},
-                                         {"function", {{"name", c.name}, {"arguments", arguments_text(c.arguments)}}}});
-                    }
-                    a["tool_calls"] = std::move(calls);
+                    o.key("content").string(m.content).key("role").string("assistant");
+                    break;
                 }
-                messages.push_back(std::move(a));
+                o.key("content");
+                if (m.content.empty()) o.null();
+                else o.string(m.content);
+                o.key("role").string("assistant").key("tool_calls").array();
+                for (const ToolCall& c : m.tool_calls) {
+                    if (c.id.empty())
+                        return unsendable(w.provider, at() + ": tool call '" + c.name +
+                                                          "' has no id; the tool result must refer to one");
+                    o.object().key("function").object();
+                    o.key("arguments").string(arguments_text(c.arguments)).key("name").string(c.name).end_object();
+                    o.key("id").string(c.id).key("type").string("function").end_object();
+                }
+                o.end_array();
                 break;
-            }
             case Role::tool:
                 if (m.tool_call_id.empty())
-                    return unsendable(w.provider, at + ": a tool result needs the tool_call_id it answers");
+                    return unsendable(w.provider, at() + ": a tool result needs the tool_call_id it answers");
                 // Chat Completions has no error flag on a tool result: the text says so.
-                messages.push_back({{"role", "tool"},
-                                    {"tool_call_id", m.tool_call_id},
-                                    {"content", m.is_error ? "Error: " + m.content : m.content}});
+                o.key("content").string(m.is_error ? "Error: " + m.content : m.content);
+                o.key("role").string("tool").key("tool_call_id").string(m.tool_call_id);
                 break;
         }
+        o.end_object();
     }
-    body["messages"] = std::move(messages);
+    o.end_array();
 
-    if (auto mt = req.max_tokens ? req.max_tokens : w.max_tokens)
-        body[w.max_completion_tokens ? "max_completion_tokens" : "max_tokens"] = *mt;
-    if (req.temperature) body["temperature"] = *req.temperature;
-    if (!req.stop.empty()) {
-        if (w.max_stop != 0 && req.stop.size() > w.max_stop)
-            return unsendable(w.provider, "at most " + std::to_string(w.max_stop) + " stop sequences are accepted, got " +
-                                              std::to_string(req.stop.size()));
-        body["stop"] = req.stop;
-    }
-    if (!req.tools.empty()) {
-        json tools = json::array();
-        for (const Tool& t : req.tools) {
-            if (!valid_function_name(t.name))
-                return unsendable(w.provider, "tool name '" + clean_message(t.name, {}, 80) +
-                                                  "' must be 1-64 characters of [A-Za-z0-9_-]");
-            json fn = {{"name", t.name}, {"parameters", t.parameters}};
-            if (!t.description.empty()) fn["description"] = t.description;
-            tools.push_back({{"type", "function"}, {"function", std::move(fn)}});
-        }
-        body["tools"] = std::move(tools);
-    }
+    if (w.max_stop != 0 && req.stop.size() > w.max_stop)
+        return unsendable(w.provider, "at most " + std::to_string(w.max_stop) + " stop sequences are accepted, got " +
+                                          std::to_string(req.stop.size()));
+    for (const Tool& t : req.tools)
+        if (!valid_function_name(t.name))
+            return unsendable(w.provider, "tool name '" + clean_message(t.name, {}, 80) +
+                                              "' must be 1-64 characters of [A-Za-z0-9_-]");
+    std::optional<StructuredOutput> so;
     if (req.schema) {
         if (!valid_function_name(req.schema_name))
             return unsendable(w.provider, "schema_name '" + clean_message(req.schema_name, {}, 80) +
                                               "' must be 1-64 characters of [A-Za-z0-9_-]");
         if (!req.schema->document().is_object())
             return unsendable(w.provider, "structured output needs a schema that is a JSON object");
-        StructuredOutput so = openai_structured(w, *req.schema);
-        if (!so.sendable) return unsendable(w.provider, so.note);
-        body["response_format"] = {
-            {"type", "json_schema"},
-            {"json_schema", {{"name", req.schema_name}, {"schema", std::move(so.document)}, {"strict", so.strict}}}};
+        so = openai_structured(w, *req.schema);
+        if (!so->sendable) return unsendable(w.provider, so->note);
     }
 
+    if (w.send_model) o.key("model").string(w.model);
+    if (so) {
+        o.key("response_format").object().key("json_schema").object();
+        o.key("name").string(req.schema_name).key("schema").value(so->document).key("strict").boolean(so->strict);
+        o.end_object().key("type").string("json_schema").end_object();
+    }
+    if (!req.stop.empty()) o.key("stop").strings(req.stop);
     if (stream) {
         // The usage chunk comes before [DONE] only when asked for; servers that do not know
         // stream_options ignore it.
-        body["stream"] = true;
-        body["stream_options"] = {{"include_usage", true}};
+        o.key("stream").boolean(true).key("stream_options").object().key("include_usage").boolean(true).end_object();
     }
+    if (req.temperature) o.key("temperature").number(*req.temperature);
+    if (!req.tools.empty()) {
+        o.key("tools").array();
+        for (const Tool& t : req.tools) {
+            o.object().key("function").object();
+            if (!t.description.empty()) o.key("description").string(t.description);
+            o.key("name").string(t.name).key("parameters").value(t.parameters).end_object();
+            o.key("type").string("function").end_object();
+        }
+        o.end_array();
+    }
+    o.end_object();
 
-    Result<std::string> text = dump_body(body, w.provider);
-    if (!text) return std::move(text).error();
+    Result<std::string> body = body_text(o, std::move(text), w.provider);
+    if (!body) return std::move(body).error();
     HttpRequest http;
     http.url = w.url;
     http.headers = w.headers;
     if (stream) put_header(http.headers, "Accept", "text/event-stream");
-    http.body = std::move(*text);
+    http.body = std::move(*body);
     return http;
 }
 
