@@ -141,8 +141,9 @@ inline bool json_write(const nlohmann::json& v, std::string& out) { return json_
 /// skeleton and the prompt text; rarer parts, a tool's schema or a tool call, go in as DOM
 /// values through json_write). The writer puts the commas and colons; the encoder gives each
 /// object's members in the order a DOM would keep them (nlohmann::json's std::map: sorted by
-/// key bytes), and then the bytes are dump()'s exactly. Debug builds assert that order. Keys
-/// are the encoder's own plain ASCII words, written as given.
+/// key bytes), and then the bytes are dump()'s exactly. Debug builds assert that order (to
+/// 16 levels of nesting) and that keys stand in objects. Keys are the encoder's own plain
+/// ASCII words, written as given.
 /// @code
 /// std::string body;
 /// JsonOut o(body);
@@ -162,11 +163,14 @@ public:
 
     /// The next member's key (a plain ASCII word: no quotes, backslashes or control characters).
     JsonOut& key(std::string_view k) {
-#ifndef NDEBUG
-        assert(depth_ > 0 && depth_ <= kChecked && "JsonOut: a key outside an object");
-        assert((first_ || last_key_[depth_ - 1] < k) && "JsonOut: members out of the order dump() gives");
-        last_key_[depth_ - 1] = k;
-#endif
+        // The order check (Debug builds) reads state every build keeps, so the class is the
+        // same whatever NDEBUG says in the translation units that share it.
+        assert(depth_ > 0 && !after_key_ && "JsonOut: a key outside an object, or after a key");
+        if (depth_ > 0 && depth_ <= kChecked) {
+            assert(in_object_[depth_ - 1] && "JsonOut: a key in an array");
+            assert((first_ || last_key_[depth_ - 1] < k) && "JsonOut: members out of the order dump() gives");
+            last_key_[depth_ - 1] = k;
+        }
         comma();
         out_ += '"';
         out_.append(k);
@@ -226,10 +230,12 @@ private:
         comma();
         out_ += c;
         first_ = true;
+        if (depth_ < kChecked) in_object_[depth_] = c == '{';
         ++depth_;
         return *this;
     }
     JsonOut& close(char c) {
+        assert(depth_ > 0 && !after_key_ && "JsonOut: a close without its open, or a key without its value");
         out_ += c;
         first_ = false;  // the container was a value of its parent
         --depth_;
@@ -241,10 +247,9 @@ private:
     bool first_ = true;       // nothing written yet in the container just opened
     bool after_key_ = false;  // a key was written: its value needs no comma
     std::size_t depth_ = 0;
-#ifndef NDEBUG
-    static constexpr std::size_t kChecked = 16;
-    std::string_view last_key_[kChecked]{};
-#endif
+    static constexpr std::size_t kChecked = 16;  // nesting the order check follows (the encoders use 5)
+    std::string_view last_key_[kChecked]{};      // the last key written at each depth
+    bool in_object_[kChecked]{};                 // the container at each depth is an object
 };
 
 }  // namespace detail

@@ -130,7 +130,8 @@ inline Result<HttpRequest> openai_encode_body(const OpenAIWire& w, const ChatReq
                 if (m.tool_call_id.empty())
                     return unsendable(w.provider, at() + ": a tool result needs the tool_call_id it answers");
                 // Chat Completions has no error flag on a tool result: the text says so.
-                o.key("content").string(m.is_error ? "Error: " + m.content : m.content);
+                if (m.is_error) o.key("content").string("Error: " + m.content);
+                else o.key("content").string(m.content);
                 o.key("role").string("tool").key("tool_call_id").string(m.tool_call_id);
                 break;
         }
