@@ -1629,12 +1629,13 @@ TEST_CASE("Anthropic stream: text deltas are read without a DOM, exactly as thro
     const ChatRequest req = plain();
     const auto make = [&](bool scan) { return anthropic_decoder(scan, req); };
     SECTION("the common shapes are read by the fast path") {
+        // message_start, the text block's start and the delta: three events read without a DOM.
         CHECK(same_both_ways(make, anthropic_stream_with(
-                                       R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}})")) == 1);
+                                       R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}})")) == 3);
         CHECK(same_both_ways(make, anthropic_stream_with(
-                                       R"({"delta":{"text":"\u00e9\n","type":"text_delta"},"index":0,"type":"content_block_delta"})")) == 1);
+                                       R"({"delta":{"text":"\u00e9\n","type":"text_delta"},"index":0,"type":"content_block_delta"})")) == 3);
         CHECK(same_both_ways(make, anthropic_stream_with(
-                                       R"({"type":"content_block_delta","index":0,"delta":{"type":"text\u005fdelta","text":"x"}})")) == 1);
+                                       R"({"type":"content_block_delta","index":0,"delta":{"type":"text\u005fdelta","text":"x"}})")) == 3);
         CHECK(same_both_ways(make, fixture("anthropic/text.sse")) > 0);
     }
     SECTION("what the fast path does not read exactly is left to the DOM, with the same result") {
@@ -1659,6 +1660,57 @@ TEST_CASE("Anthropic stream: text deltas are read without a DOM, exactly as thro
                                                        R"(,"index":0,"delta":{"type":"text_delta","text":"t"}})"));
             same_both_ways(make, anthropic_stream_with(R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":)" +
                                                        value + "}}"));
+        }
+    }
+    SECTION("message_start and a text block's start: read by the fast path, or left to the DOM, with the same result") {
+        const std::string delta = R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}})";
+        const auto with = [&](const std::string& start, const std::string& block) {
+            std::string body = anthropic_stream_with(delta);
+            const std::string old_start = R"({"type":"message_start","message":{"model":"claude-sonnet-4-5","usage":{"input_tokens":3,"output_tokens":1}}})";
+            const std::string old_block = R"({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}})";
+            body.replace(body.find(old_start), old_start.size(), start);
+            body.replace(body.find(old_block), old_block.size(), block);
+            return body;
+        };
+        const std::string block = R"({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}})";
+        // Read by the fast path: usage with cache counts (summed into the input), extra members, text in the start.
+        CHECK(same_both_ways(make, with(R"({"type":"message_start","message":{"id":"m","model":"claude-sonnet-4-5","content":[],)"
+                                        R"("usage":{"input_tokens":3,"cache_creation_input_tokens":4,"cache_read_input_tokens":5,"output_tokens":1}}})",
+                                        block)) == 3);
+        CHECK(same_both_ways(make, with(R"({"message":{"usage":{"output_tokens":2}},"type":"message_start"})",
+                                        R"({"content_block":{"citations":[],"text":"Pre","type":"text"},"index":0})")) == 3);
+        // Left to the DOM (read there to the same deltas, answer or failure).
+        for (const std::string& start : {
+                 std::string(R"({"type":"message_start","message":{"model":7,"usage":{"input_tokens":3}}})"),
+                 std::string(R"({"type":"message_start","message":{"model":"a","model":"b"}})"),
+                 std::string(R"({"type":"message_start","message":{"model":"m","usage":{"input_tokens":-3,"output_tokens":1}}})"),
+                 std::string(R"({"type":"message_start","message":{"model":"m","usage":{"input_tokens":2.5}}})"),
+                 std::string(R"({"type":"message_start","message":{"model":"m","usage":{"input_tokens":99999999999999999999}}})"),
+                 std::string(R"({"type":"message_start","message":{"model":"m","usage":{"input_tokens":1,"input_tokens":2}}})"),
+                 std::string(R"({"type":"message_start","message":{"model":"m","usage":null}})"),
+                 std::string(R"({"type":"message_start","message":"x"})"),
+                 std::string(R"({"type":"message_start"})"),
+                 std::string(R"({"type":"message_start","message":{},"message":{"model":"m"}})"),
+                 std::string(R"({"type":"message_start","message":{"mod\u0065l":"m"}})"),
+                 std::string(R"({"type":"message_start","message":{"model":"m"}} x)"),
+                 std::string(R"([1])"),
+             })
+            CHECK(same_both_ways(make, with(start, block)) < 3);
+        const std::string start = R"({"type":"message_start","message":{"model":"m","usage":{"input_tokens":3}}})";
+        for (const std::string& b : {
+                 std::string(R"({"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}})"),
+                 std::string(R"({"type":"content_block_start","index":0,"content_block":{"type":"text","text":null}})"),
+                 std::string(R"({"type":"content_block_start","index":0,"content_block":{"text":"x"}})"),
+                 std::string(R"({"type":"content_block_start","index":"0","content_block":{"type":"text","text":""}})"),
+                 std::string(R"({"type":"content_block_start","index":1,"content_block":{"type":"text","text":""}})"),
+                 std::string(R"({"type":"content_block_start","content_block":{"type":"text","text":""}})"),
+                 std::string(R"({"type":"content_block_start","index":0,"content_block":{"type":"text","type":"text"}})"),
+                 std::string(R"({"type":"content_block_start","index":0,"content_block":"text"})"),
+             })
+            CHECK(same_both_ways(make, with(start, b)) < 3);
+        for (const std::string& value : kSkippedValues) {
+            same_both_ways(make, with(R"({"type":"message_start","x":)" + value + R"(,"message":{"model":"m"}})", block));
+            same_both_ways(make, with(start, R"({"type":"content_block_start","index":0,"content_block":{"type":"text","text":)" + value + "}}"));
         }
     }
 }

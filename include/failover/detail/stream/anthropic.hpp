@@ -20,6 +20,11 @@
 // stop_reason refusal (policy, with stop_details' category) and
 // model_context_window_exceeded (context_too_long) when message_delta arrives.
 // end() without message_stop, or with no stop_reason, is malformed_response.
+//
+// The events of a plain answer up to and including its text (message_start, the
+// text block's content_block_start, text_delta) are read by the fast path of
+// detail/stream/scan.hpp when they have their usual shape; everything else, and
+// anything unusual in those, goes through the DOM.
 #pragma once
 
 #include <algorithm>
@@ -137,7 +142,9 @@ private:
     std::optional<Failure> on_event(const SseEvent& e, std::vector<StreamDelta>& out) {
         if (stopped_) return std::nullopt;  // nothing counts after message_stop
         if (e.type != "message" && e.type != "error" && !known(e.type)) return std::nullopt;  // ping, unknown events
-        if (scan_ && e.type == "content_block_delta" && scan_text_delta(e.data, out)) {
+        if (scan_ && ((e.type == "content_block_delta" && scan_text_delta(e.data, out)) ||
+                      (e.type == "message_start" && scan_message_start(e.data, out)) ||
+                      (e.type == "content_block_start" && scan_text_block_start(e.data, out)))) {
             ++scanned_;
             return std::nullopt;
         }
@@ -200,6 +207,99 @@ private:
         if (!j.end() || !seen_index || !seen_type || !seen_text) return false;
         const auto it = blocks_.find(index);
         if (it == blocks_.end() || it->second.kind != Block::Kind::text) return false;
+        add_text(std::move(text), out);
+        return true;
+    }
+
+    // The fast path for the events before the first text: a message_start whose model is a
+    // string and whose usage counts are plain non-negative integers, read as message_start()
+    // reads them. False (nothing changed) leaves the event to the DOM path.
+    bool scan_message_start(std::string_view data, std::vector<StreamDelta>& out) {
+        JsonScan j(data);
+        std::string model;
+        std::int64_t counts[4] = {};  // input, cache creation, cache read, output
+        bool seen_count[4] = {};
+        bool seen_message = false, seen_model = false, seen_usage = false;
+        std::string_view key;
+        if (!j.object()) return false;
+        while (j.member(key)) {
+            if (key != "message") {
+                if (!j.skip()) return false;
+                continue;
+            }
+            if (seen_message || !j.object()) return false;
+            seen_message = true;
+            while (j.member(key)) {
+                if (key == "model") {
+                    if (seen_model || !j.at_string() || !j.string(model)) return false;
+                    seen_model = true;
+                } else if (key == "usage") {
+                    if (seen_usage || !j.object()) return false;
+                    seen_usage = true;
+                    while (j.member(key)) {
+                        const int k = key == "input_tokens"                  ? 0
+                                      : key == "cache_creation_input_tokens" ? 1
+                                      : key == "cache_read_input_tokens"     ? 2
+                                      : key == "output_tokens"               ? 3
+                                                                             : -1;
+                        if (k < 0) {
+                            if (!j.skip()) return false;
+                        } else {
+                            if (seen_count[k] || !j.natural(counts[k])) return false;
+                            seen_count[k] = true;
+                        }
+                    }
+                    if (!j.ok()) return false;
+                } else if (!j.skip()) {
+                    return false;
+                }
+            }
+            if (!j.ok()) return false;
+        }
+        if (!j.end() || !seen_message) return false;
+        started_ = true;
+        content_.model = std::move(model);
+        content_.usage.input_tokens = counts[0] + counts[1] + counts[2];
+        content_.usage.output_tokens = counts[3];
+        emit_usage(out);
+        return true;
+    }
+
+    // A content_block_start of a text block (the one every answer opens), read as block_start()
+    // reads it; anything else (another block type, an index seen before) is left to the DOM.
+    bool scan_text_block_start(std::string_view data, std::vector<StreamDelta>& out) {
+        JsonScan j(data);
+        std::int64_t index = 0;
+        std::string text;
+        bool seen_index = false, seen_block = false, seen_type = false, seen_text = false;
+        std::string_view key;
+        if (!j.object()) return false;
+        while (j.member(key)) {
+            if (key == "index") {
+                if (seen_index || !j.natural(index)) return false;
+                seen_index = true;
+            } else if (key == "content_block") {
+                if (seen_block || !j.object()) return false;
+                seen_block = true;
+                while (j.member(key)) {
+                    if (key == "type") {
+                        std::string type;
+                        if (seen_type || !j.at_string() || !j.string(type) || type != "text") return false;
+                        seen_type = true;
+                    } else if (key == "text") {
+                        if (seen_text || !j.at_string() || !j.string(text)) return false;
+                        seen_text = true;
+                    } else if (!j.skip()) {
+                        return false;
+                    }
+                }
+                if (!j.ok()) return false;
+            } else if (!j.skip()) {
+                return false;
+            }
+        }
+        if (!j.end() || !seen_index || !seen_type || blocks_.count(index) != 0) return false;
+        blocks_[index].kind = Block::Kind::text;
         add_text(std::move(text), out);
         return true;
     }
@@ -355,7 +455,7 @@ private:
     std::size_t calls_ = 0;
     std::map<std::int64_t, Block> blocks_{};
     wire::AnthropicContent content_{};  // text, stop, stop_details, usage, model as they arrive
-    bool scan_ = true;                  // the fast path for text deltas
+    bool scan_ = true;                  // the fast path (message_start, a text block's start, text deltas)
 };
 
 }  // namespace detail::stream

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 // A forward-only reader of one JSON text for the stream decoders' fast path: the
 // chunks that carry a piece of answer text (an OpenAI chunk with delta.content,
-// an Anthropic text_delta) are read here field by field, without building a
+// an Anthropic text_delta) and the events of a plain answer around them (the
+// OpenAI finish chunk, Anthropic's message_start and text block start) are read
+// here field by field, without building a
 // DOM, so a streamed token costs a scan of its event instead of a tree of
 // allocations. It never decides anything: any input it does not read exactly as
 // nlohmann::json would (a duplicate key the caller cares about, an escaped key,
