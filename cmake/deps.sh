@@ -38,6 +38,12 @@ FAILOVER_BUILD_PACKAGES=(g++ cmake make git ca-certificates pkg-config nlohmann-
 failover_launcher() {
   if command -v ccache >/dev/null 2>&1; then echo "-DCMAKE_CXX_COMPILER_LAUNCHER=ccache"; fi
 }
+# ccache keys a compile on the paths relative to this checkout and not on the build
+# directory's path, so a fresh clone anywhere reuses what another checkout of the same
+# sources compiled (the tests keep their absolute paths in tests/support/paths.cpp alone).
+# A CCACHE_BASEDIR or CCACHE_NOHASHDIR of the caller's own wins.
+export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
+export CCACHE_NOHASHDIR="${CCACHE_NOHASHDIR:-1}"
 
 failover_jobs() {
   local n

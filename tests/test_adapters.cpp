@@ -8,6 +8,7 @@
 // error body, garbage bodies that must never throw, and the API key never
 // appearing in a Failure. Also StaticReply, HardError, ReplyCache, CachedReply.
 #include "support/catch.hpp"
+#include "support/paths.hpp"
 
 #include <atomic>
 #include <cstdlib>
@@ -48,7 +49,7 @@ std::string read_file(const std::string& path) {
     return ss.str();
 }
 
-std::string data(const std::string& rel) { return read_file(std::string(FAILOVER_TEST_DATA_DIR) + "/adapters/" + rel); }
+std::string data(const std::string& rel) { return read_file(std::string(failover_test::test_data_dir()) + "/adapters/" + rel); }
 json golden(const std::string& rel) { return json::parse(data(rel)); }
 
 HttpResponse ok(std::string body) { return HttpResponse{200, {{"Content-Type", "application/json"}}, std::move(body)}; }
@@ -181,7 +182,7 @@ ChatRequest ask_schema() {  // default schema_name "answer", as in the golden An
 // OpenAI's request schema, reached the way the file's $comment says: {"$ref": "#/$defs/CreateChatCompletionRequest"}.
 std::shared_ptr<const Schema> openai_request_schema() {
     static const std::shared_ptr<const Schema> schema = [] {
-        json doc = json::parse(read_file(FAILOVER_OPENAI_SCHEMA));
+        json doc = json::parse(read_file(failover_test::openai_schema_path()));
         json root = {{"$ref", "#/$defs/CreateChatCompletionRequest"}, {"$defs", doc.at("$defs")}};
         return Schema::parse(std::move(root));
     }();
@@ -655,7 +656,7 @@ TEST_CASE("OpenAI request bodies validate against OpenAI's CreateChatCompletionR
     // the only change is the root: a $ref to CreateChatCompletionRequest beside
     // the $defs. Keywords new in 2019-09/2020-12 would be silently ignored by a
     // draft-7 validator, so first prove the file uses none of them.
-    const std::string text = read_file(FAILOVER_OPENAI_SCHEMA);
+    const std::string text = read_file(failover_test::openai_schema_path());
     for (const char* newer : {"\"prefixItems\"", "\"unevaluatedProperties\"", "\"unevaluatedItems\"", "\"$dynamicRef\"",
                               "\"$recursiveRef\"", "\"dependentRequired\"", "\"dependentSchemas\"", "\"minContains\"",
                               "\"maxContains\"", "\"$anchor\""}) {

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "support/catch.hpp"
+#include "support/paths.hpp"
 #include "support/fakes.hpp"
 #include "support/loopback.hpp"
 
@@ -574,7 +575,7 @@ namespace {
 class H2Upstream {
 public:
     H2Upstream() {
-        const std::string script = std::string(FAILOVER_TEST_DATA_DIR) + "/../support/h2-upstream.cjs";
+        const std::string script = std::string(failover_test::test_data_dir()) + "/../support/h2-upstream.cjs";
         pipe_ = ::popen(("exec node '" + script + "' --delay-ms=200").c_str(), "r");
         char line[64] = {};
         if (pipe_ && std::fgets(line, sizeof line, pipe_)) std::sscanf(line, "%d %d", &port_, &pid_);
@@ -605,7 +606,7 @@ TEST_CASE("over HTTP/2 the loop multiplexes many requests on one connection", "[
     EventLoop loop;  // HTTP/2 by ALPN over TLS is the default
     loop.start();
     CurlOptions tls;
-    tls.ca_bundle = std::string(FAILOVER_TEST_DATA_DIR) + "/h2-test-cert.pem";  // verified, not switched off
+    tls.ca_bundle = std::string(failover_test::test_data_dir()) + "/h2-test-cert.pem";  // verified, not switched off
     auto http = std::make_shared<CurlTransport>(tls);
     RouterOptions o;
     o.seed = 1;

@@ -28,6 +28,7 @@
 #include <failover/chain_config.hpp>
 
 #include "support/catch.hpp"
+#include "support/paths.hpp"
 #include "support/mock_provider.hpp"
 
 using namespace failover;
@@ -37,7 +38,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path project_dir() { return fs::path(FAILOVER_TEST_DATA_DIR).parent_path().parent_path(); }
+fs::path project_dir() { return fs::path(failover_test::test_data_dir()).parent_path().parent_path(); }
 
 std::string read_file(const fs::path& p) {
     std::ifstream in(p, std::ios::binary);
@@ -559,7 +560,7 @@ TEST_CASE("config: README's field reference agrees with the shipped schema", "[c
         }
     }
     REQUIRE(described.size() > 50);
-    const std::string readme = read_file(FAILOVER_README);
+    const std::string readme = read_file(failover_test::readme_path());
     const auto from = readme.find("<!-- config reference: from include/failover/failover-chain.schema.json -->");
     REQUIRE(from != std::string::npos);
     const auto to = readme.find("</details>", from);

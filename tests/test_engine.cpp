@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "support/catch.hpp"
+#include "support/paths.hpp"
 #include "support/fakes.hpp"
 
 using namespace failover;
@@ -36,7 +37,7 @@ std::string trim(std::string s) {
 
 // The rows of README's "The failure taxonomy" table.
 std::vector<Row> taxonomy_rows() {
-    std::ifstream in(FAILOVER_README);
+    std::ifstream in(failover_test::readme_path());
     REQUIRE(in);
     std::vector<Row> rows;
     std::string line;

@@ -29,6 +29,7 @@
 #include "failover/sinks/prometheus.hpp"
 #include "failover/sinks/statsd.hpp"
 #include "support/catch.hpp"
+#include "support/paths.hpp"
 #include "support/fakes.hpp"
 #include "support/mock_provider.hpp"
 
@@ -686,7 +687,7 @@ TEST_CASE("Prometheus: bad options fail at construction naming the field") {
 }
 
 TEST_CASE("Prometheus: the example alert rules pass promtool check rules") {
-    const std::filesystem::path rules = std::filesystem::path(FAILOVER_TEST_DATA_DIR) / ".." / ".." / "examples" /
+    const std::filesystem::path rules = std::filesystem::path(failover_test::test_data_dir()) / ".." / ".." / "examples" /
                                         "prometheus-alerts.yml";
     REQUIRE(std::filesystem::exists(rules));
     if (!have_promtool()) return;

@@ -23,6 +23,7 @@
 #include <failover/report.hpp>
 
 #include "support/catch.hpp"
+#include "support/paths.hpp"
 #include "support/loopback.hpp"
 #include "support/report_answers.hpp"
 
@@ -37,7 +38,7 @@ using Json = nlohmann::json;
 namespace {
 
 std::filesystem::path example_cases() {
-    return std::filesystem::path(FAILOVER_README).parent_path() / "examples" / "report" / "cases.jsonl";
+    return std::filesystem::path(failover_test::readme_path()).parent_path() / "examples" / "report" / "cases.jsonl";
 }
 
 /// The text of a case's last user message: what the mock keys its answers on.

@@ -24,6 +24,7 @@
 #include <failover/stores/redis.hpp>
 
 #include "support/catch.hpp"
+#include "support/paths.hpp"
 #include "support/fakes.hpp"
 #include "support/mock_provider.hpp"
 #include "support/redis_server.hpp"
@@ -81,10 +82,10 @@ public:
         posix_spawn_file_actions_adddup2(&fa, in[0], 0);
         posix_spawn_file_actions_adddup2(&fa, out[1], 1);
         std::vector<char*> argv;
-        args.insert(args.begin(), FAILOVER_REDIS_PEER);
+        args.insert(args.begin(), failover_test::redis_peer_path());
         for (auto& a : args) argv.push_back(a.data());
         argv.push_back(nullptr);
-        REQUIRE(::posix_spawn(&pid_, FAILOVER_REDIS_PEER, &fa, nullptr, argv.data(), environ) == 0);
+        REQUIRE(::posix_spawn(&pid_, failover_test::redis_peer_path(), &fa, nullptr, argv.data(), environ) == 0);
         posix_spawn_file_actions_destroy(&fa);
         ::close(in[0]);
         ::close(out[1]);
@@ -465,8 +466,8 @@ TEST_CASE("redis: AUTH is passed through, and a refused password is reported wit
 }
 
 TEST_CASE("redis: over TLS, verified against the CA given, with AUTH, instances share a breaker", "[redis][shared][tls]") {
-    const std::string cert = std::string(FAILOVER_TEST_DATA_DIR) + "/h2-test-cert.pem";  // CN and IP 127.0.0.1
-    RedisServer redis("tls-Pass-for-tests", failover_test::RedisTls{cert, std::string(FAILOVER_TEST_DATA_DIR) + "/h2-test-key.pem"});
+    const std::string cert = std::string(failover_test::test_data_dir()) + "/h2-test-cert.pem";  // CN and IP 127.0.0.1
+    RedisServer redis("tls-Pass-for-tests", failover_test::RedisTls{cert, std::string(failover_test::test_data_dir()) + "/h2-test-key.pem"});
     const std::string prefix = unique_prefix("tls");
     auto tls_store = [&](std::string ca, std::shared_ptr<MetricsSink> sink = nullptr) {
         // A TLS handshake and AUTH under a sanitizer on a loaded machine can take longer than
@@ -566,8 +567,8 @@ TEST_CASE("redis: a Redis that stalls past command_timeout still counts each spe
 }
 
 TEST_CASE("redis: over TLS, a Redis that restarts again and again never takes the process down", "[redis][shared][tls]") {
-    const std::string cert = std::string(FAILOVER_TEST_DATA_DIR) + "/h2-test-cert.pem";
-    RedisServer redis("tls-Pass-for-tests", failover_test::RedisTls{cert, std::string(FAILOVER_TEST_DATA_DIR) + "/h2-test-key.pem"});
+    const std::string cert = std::string(failover_test::test_data_dir()) + "/h2-test-cert.pem";
+    RedisServer redis("tls-Pass-for-tests", failover_test::RedisTls{cert, std::string(failover_test::test_data_dir()) + "/h2-test-key.pem"});
     auto s = std::make_shared<RedisStore>(RedisOptions{.port = redis.port(), .password = "tls-Pass-for-tests", .tls = true,
                                                        .tls_ca_file = cert, .prefix = unique_prefix("tlsrestart"),
                                                        .sync_interval = 1ms, .connect_timeout = 2000ms,

@@ -42,6 +42,7 @@
 #include <failover/transport/curl.hpp>
 
 #include "support/catch.hpp"
+#include "support/paths.hpp"
 #include "support/mock_provider.hpp"
 
 using namespace failover;
@@ -62,7 +63,7 @@ std::string read_file(const std::filesystem::path& path) {
     return ss.str();
 }
 
-std::filesystem::path streams_dir() { return std::filesystem::path(FAILOVER_TEST_DATA_DIR) / "streams"; }
+std::filesystem::path streams_dir() { return std::filesystem::path(failover_test::test_data_dir()) / "streams"; }
 std::string fixture(const std::string& rel) { return read_file(streams_dir() / rel); }
 
 /// Every *.sse file under streams/<folder>, sorted.

@@ -21,6 +21,7 @@
 #include <failover/transport/curl.hpp>
 
 #include "support/catch.hpp"
+#include "support/paths.hpp"
 #include "support/mock_provider.hpp"
 
 using namespace std::chrono_literals;
@@ -441,7 +442,7 @@ TEST_CASE("mock: scripts play in order, then the default, and bad requests are r
 namespace {
 
 std::shared_ptr<const failover::Schema> openai_response_schema() {
-    std::ifstream in(FAILOVER_OPENAI_SCHEMA);
+    std::ifstream in(failover_test::openai_schema_path());
     REQUIRE(in);
     std::stringstream ss;
     ss << in.rdbuf();
