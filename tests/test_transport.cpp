@@ -32,6 +32,8 @@ using failover::FailureKind;
 using failover::HttpRequest;
 using failover::HttpResponse;
 using failover::Reason;
+using failover::StreamSpec;
+using failover::StreamStep;
 using failover_mock::Fault;
 using failover_mock::Json;
 using failover_mock::MockProvider;
@@ -160,6 +162,39 @@ TEST_CASE("transport: the request arrives as sent, without an Expect round trip"
     REQUIRE(last->header("user-agent"));
     CHECK(last->header("user-agent")->rfind("failover/", 0) == 0);
     CHECK(mock.requests_at("/a/v1/chat/completions") == 1);
+}
+
+TEST_CASE("transport: whole answers may come compressed, event streams are asked for uncompressed", "[transport]") {
+    // A server or proxy that compresses an event stream may hold its events back to fill a
+    // compression block, which delays every token: a stream asks for the identity encoding.
+    MockProvider mock;
+    Json streamed = openai_body;
+    streamed["stream"] = true;
+    const HttpRequest req = post(mock.url("a") + "/v1/chat/completions", streamed, {});
+    std::string body;
+    StreamSpec spec;
+    spec.on_data = [&body](std::string_view bytes) {
+        body.append(bytes);
+        return StreamStep::more;
+    };
+    for (const bool compressed : {true, false}) {
+        INFO("accept_compressed " << compressed);
+        CurlOptions options;
+        options.accept_compressed = compressed;
+        CurlTransport http(options);
+        auto whole = http.send(req, within(5s));
+        REQUIRE(whole);
+        CHECK(whole->status == 200);
+        REQUIRE(mock.route("a").last_request());
+        CHECK((mock.route("a").last_request()->header("accept-encoding") != nullptr) == compressed);
+        body.clear();
+        auto stream = http.stream(req, within(5s), spec);
+        REQUIRE(stream);
+        CHECK(stream->status == 200);
+        CHECK(body.find("data: [DONE]") != std::string::npos);
+        REQUIRE(mock.route("a").last_request());
+        CHECK(mock.route("a").last_request()->header("accept-encoding") == nullptr);
+    }
 }
 
 TEST_CASE("transport: connection refused is a transient connection failure", "[transport]") {

@@ -632,7 +632,9 @@ inline void curl_configure(CURL* h, const HttpRequest& req, const Deadline& d, c
         curl_easy_setopt(h, CURLOPT_MAXREDIRS, opt.max_redirects);
     }
     if (!opt.user_agent.empty()) curl_easy_setopt(h, CURLOPT_USERAGENT, opt.user_agent.c_str());
-    if (opt.accept_compressed) curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
+    // Whole answers only: a server or proxy that compresses an event stream may hold its events
+    // back to fill a compression block, which would delay every token.
+    if (opt.accept_compressed && !spec) curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
     if (const long idle = whole_seconds(opt.tcp_keepalive); idle > 0) {
         curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
         curl_easy_setopt(h, CURLOPT_TCP_KEEPIDLE, idle);

@@ -67,7 +67,9 @@ struct CurlOptions {
     /// Easy handles (each with its idle connections) kept for reuse; extra concurrent calls get
     /// a temporary handle that is closed afterwards.
     std::size_t max_pooled_handles = 32;
-    /// Ask for gzip/deflate/brotli bodies; the size limit applies to the decoded bytes.
+    /// Ask for gzip/deflate/brotli bodies of whole answers; the size limit applies to the decoded
+    /// bytes. A stream always asks for its events uncompressed (a server or proxy that compresses
+    /// an event stream may hold events back to fill a compression block).
     bool accept_compressed = true;
     /// Idle time before TCP keep-alive probes on open connections; zero turns probes off.
     std::chrono::duration<double> tcp_keepalive = std::chrono::seconds(30);
