@@ -174,27 +174,39 @@ private:
     // read without a DOM. True when it was read and its text delta appended; false (nothing
     // changed) sends the event through the DOM path, which decides about everything else.
     bool scan_text_delta(std::string_view data, std::vector<StreamDelta>& out) {
-        JsonScan j(data);
-        std::string text;
         std::int64_t index = 0;
-        bool seen_index = false, seen_delta = false, seen_type = false, seen_text = false;
+        std::string text;
+        bool has_text = false;
+        if (!scan_indexed_text(data, "delta", "text_delta", index, text, has_text) || !has_text) return false;
+        const auto it = blocks_.find(index);
+        if (it == blocks_.end() || it->second.kind != Block::Kind::text) return false;
+        add_text(std::move(text), out);
+        return true;
+    }
+
+    // The shape both text events share: {"index": n, <member>: {"type": <type>, "text": "..."}},
+    // other members skipped. True when the event has it (`has_text`: the text member came).
+    static bool scan_indexed_text(std::string_view data, std::string_view member, std::string_view type,
+                                  std::int64_t& index, std::string& text, bool& has_text) {
+        JsonScan j(data);
+        bool seen_index = false, seen_member = false, seen_type = false;
         std::string_view key;
         if (!j.object()) return false;
         while (j.member(key)) {
             if (key == "index") {
                 if (seen_index || !j.natural(index)) return false;
                 seen_index = true;
-            } else if (key == "delta") {
-                if (seen_delta || !j.object()) return false;
-                seen_delta = true;
+            } else if (key == member) {
+                if (seen_member || !j.object()) return false;
+                seen_member = true;
                 while (j.member(key)) {
                     if (key == "type") {
-                        std::string type;
-                        if (seen_type || !j.at_string() || !j.string(type) || type != "text_delta") return false;
+                        std::string t;
+                        if (seen_type || !j.at_string() || !j.string(t) || t != type) return false;
                         seen_type = true;
                     } else if (key == "text") {
-                        if (seen_text || !j.at_string() || !j.string(text)) return false;
-                        seen_text = true;
+                        if (has_text || !j.at_string() || !j.string(text)) return false;
+                        has_text = true;
                     } else if (!j.skip()) {
                         return false;
                     }
@@ -204,11 +216,7 @@ private:
                 return false;
             }
         }
-        if (!j.end() || !seen_index || !seen_type || !seen_text) return false;
-        const auto it = blocks_.find(index);
-        if (it == blocks_.end() || it->second.kind != Block::Kind::text) return false;
-        add_text(std::move(text), out);
-        return true;
+        return j.end() && seen_index && seen_type;
     }
 
     // The fast path for the events before the first text: a message_start whose model is a
@@ -268,37 +276,11 @@ private:
     // A content_block_start of a text block (the one every answer opens), read as block_start()
     // reads it; anything else (another block type, an index seen before) is left to the DOM.
     bool scan_text_block_start(std::string_view data, std::vector<StreamDelta>& out) {
-        JsonScan j(data);
         std::int64_t index = 0;
         std::string text;
-        bool seen_index = false, seen_block = false, seen_type = false, seen_text = false;
-        std::string_view key;
-        if (!j.object()) return false;
-        while (j.member(key)) {
-            if (key == "index") {
-                if (seen_index || !j.natural(index)) return false;
-                seen_index = true;
-            } else if (key == "content_block") {
-                if (seen_block || !j.object()) return false;
-                seen_block = true;
-                while (j.member(key)) {
-                    if (key == "type") {
-                        std::string type;
-                        if (seen_type || !j.at_string() || !j.string(type) || type != "text") return false;
-                        seen_type = true;
-                    } else if (key == "text") {
-                        if (seen_text || !j.at_string() || !j.string(text)) return false;
-                        seen_text = true;
-                    } else if (!j.skip()) {
-                        return false;
-                    }
-                }
-                if (!j.ok()) return false;
-            } else if (!j.skip()) {
-                return false;
-            }
-        }
-        if (!j.end() || !seen_index || !seen_type || blocks_.count(index) != 0) return false;
+        bool has_text = false;  // none: block_start() reads "" too
+        if (!scan_indexed_text(data, "content_block", "text", index, text, has_text) || blocks_.count(index) != 0)
+            return false;
         blocks_[index].kind = Block::Kind::text;
         add_text(std::move(text), out);
         return true;
