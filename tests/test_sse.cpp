@@ -1478,14 +1478,16 @@ detail::stream::AnthropicStream anthropic_decoder(bool scan, const ChatRequest& 
 
 /// Decodes `body` with the fast path on and off: the same deltas, answer or failure, and
 /// how many events the fast path read.
+/// `remembered`: how many of those it read by comparing bytes with the event before.
 template <class Make>
-std::size_t same_both_ways(Make make, std::string_view body) {
+std::size_t same_both_ways(Make make, std::string_view body, std::size_t* remembered = nullptr) {
     auto fast = make(true);
     auto dom = make(false);
     std::vector<StreamDelta> a, b;
     const auto fa = fast.feed(body, a);
     const auto fb = dom.feed(body, b);
     const std::size_t scanned = fast.scanned();
+    if (remembered) *remembered = fast.remembered();
     Outcome oa, ob;
     oa.deltas = a;
     ob.deltas = b;
@@ -1630,13 +1632,14 @@ TEST_CASE("Anthropic stream: text deltas are read without a DOM, exactly as thro
     const ChatRequest req = plain();
     const auto make = [&](bool scan) { return anthropic_decoder(scan, req); };
     SECTION("the common shapes are read by the fast path") {
-        // message_start, the text block's start and the delta: three events read without a DOM.
+        // Every event of a plain answer is read without a DOM: message_start, the text block's
+        // start, the delta, the block's stop, message_delta and message_stop.
         CHECK(same_both_ways(make, anthropic_stream_with(
-                                       R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}})")) == 3);
+                                       R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}})")) == 6);
         CHECK(same_both_ways(make, anthropic_stream_with(
-                                       R"({"delta":{"text":"\u00e9\n","type":"text_delta"},"index":0,"type":"content_block_delta"})")) == 3);
+                                       R"({"delta":{"text":"\u00e9\n","type":"text_delta"},"index":0,"type":"content_block_delta"})")) == 6);
         CHECK(same_both_ways(make, anthropic_stream_with(
-                                       R"({"type":"content_block_delta","index":0,"delta":{"type":"text\u005fdelta","text":"x"}})")) == 3);
+                                       R"({"type":"content_block_delta","index":0,"delta":{"type":"text\u005fdelta","text":"x"}})")) == 6);
         CHECK(same_both_ways(make, fixture("anthropic/text.sse")) > 0);
     }
     SECTION("what the fast path does not read exactly is left to the DOM, with the same result") {
@@ -1663,6 +1666,74 @@ TEST_CASE("Anthropic stream: text deltas are read without a DOM, exactly as thro
                                                        value + "}}"));
         }
     }
+    SECTION("the events that close the answer: read by the fast path, or left to the DOM, with the same result") {
+        const std::string delta = R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}})";
+        const auto with = [&](const std::string& stop, const std::string& message_delta, const std::string& message_stop) {
+            std::string body = anthropic_stream_with(delta);
+            const std::string old_stop = R"({"type":"content_block_stop","index":0})";
+            const std::string old_delta = R"({"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":5}})";
+            const std::string old_end = R"({"type":"message_stop"})";
+            body.replace(body.find(old_stop), old_stop.size(), stop);
+            body.replace(body.find(old_delta), old_delta.size(), message_delta);
+            body.replace(body.find(old_end), old_end.size(), message_stop);
+            return body;
+        };
+        const std::string stop = R"({"type":"content_block_stop","index":0})";
+        const std::string end = R"({"type":"message_stop"})";
+        // Read by the fast path: every usage count (the input summed with the cache counts),
+        // a stop_sequence, extra members, no usage or no stop reason.
+        for (const std::string& md : {
+                 std::string(R"({"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":9}})"),
+                 std::string(R"({"type":"message_delta","delta":{"stop_reason":"max_tokens"},"usage":{"input_tokens":3,)"
+                             R"("cache_creation_input_tokens":4,"cache_read_input_tokens":5,"output_tokens":6,"server_tool_use":null}})"),
+                 std::string(R"({"usage":{"cache_read_input_tokens":5},"delta":{"stop_reason":"stop_sequence","stop_sequence":"END"},"x":[1]})"),
+                 std::string(R"({"type":"message_delta","delta":{"stop_reason":"tool_use"}})"),
+                 std::string(R"({"type":"message_delta","delta":{"stop_reason":null},"usage":{"output_tokens":2}})"),
+                 std::string(R"({"type":"message_delta","delta":{},"usage":{}})"),
+                 std::string(R"({"type":"message_delta","delta":{"stop_reason":""}})"),
+             })
+            CHECK(same_both_ways(make, with(stop, md, end)) == 6);
+        // A stop reason that is a failure ends the stream there: message_stop is never read.
+        for (const std::string& md : {
+                 std::string(R"({"type":"message_delta","delta":{"stop_reason":"refusal"},"usage":{"output_tokens":2}})"),
+                 std::string(R"({"type":"message_delta","delta":{"stop_reason":"model_context_window_exceeded"}})"),
+             })
+            CHECK(same_both_ways(make, with(stop, md, end)) == 5);
+        CHECK(same_both_ways(make, with(R"({"index":0,"type":"content_block_stop","x":{"y":[]}})", R"({"delta":{"stop_reason":"end_turn"}})",
+                                        R"( {"type":"message_stop","amazon-bedrock-invocationMetrics":{"inputTokenCount":3}} )")) == 6);
+        // Left to the DOM (read there to the same deltas, answer or failure).
+        for (const std::string& md : {
+                 std::string(R"({"type":"message_delta","delta":{"stop_reason":"refusal","stop_details":{"category":"cyber","explanation":"no"}}})"),
+                 std::string(R"({"type":"message_delta","delta":{"stop_reason":"refusal"},"stop_details":{"category":"cyber"}})"),
+                 std::string(R"({"type":"message_delta","delta":{"stop_reason":5},"usage":{"output_tokens":2}})"),
+                 std::string(R"({"type":"message_delta","delta":{"stop_reason":"end_turn","stop_reason":"max_tokens"}})"),
+                 std::string(R"({"type":"message_delta","delta":"x","usage":{"output_tokens":2}})"),
+                 std::string(R"({"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":null})"),
+                 std::string(R"({"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":-1}})"),
+                 std::string(R"({"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":2.0}})"),
+                 std::string(R"({"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":"2"}})"),
+                 std::string(R"({"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":1,"output_tokens":2}})"),
+                 std::string(R"({"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":99999999999999999999}})"),
+                 std::string(R"({"type":"message_delta","delta":{"stop_reason":"end_turn"},"delta":{}})"),
+                 std::string(R"({"type":"message_delta","delta":{"stop\u005freason":"end_turn"}})"),
+                 std::string(R"({"type":"message_delta","delta":{"stop_reason":"end_turn"}} x)"),
+                 std::string(R"(["message_delta"])"),
+             })
+            CHECK(same_both_ways(make, with(stop, md, end)) < 6);
+        const std::string md = R"({"type":"message_delta","delta":{"stop_reason":"end_turn"}})";
+        for (const std::string& bad : {std::string("[]"), std::string("{} x"), std::string("{"), std::string("null"),
+                                       std::string("\"message_stop\"")}) {
+            CHECK(same_both_ways(make, with(bad, md, end)) < 6);
+            CHECK(same_both_ways(make, with(stop, md, bad)) < 6);
+        }
+        for (const std::string& value : kSkippedValues) {
+            same_both_ways(make, with(R"({"type":"content_block_stop","x":)" + value + "}", md, end));
+            same_both_ways(make, with(stop, R"({"type":"message_delta","x":)" + value + R"(,"delta":{"stop_reason":"end_turn"}})", end));
+            same_both_ways(make, with(stop, R"({"type":"message_delta","delta":{"stop_reason":)" + value + "}}", end));
+            same_both_ways(make, with(stop, R"({"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":)" + value + "}}", end));
+            same_both_ways(make, with(stop, md, R"({"type":"message_stop","x":)" + value + "}"));
+        }
+    }
     SECTION("message_start and a text block's start: read by the fast path, or left to the DOM, with the same result") {
         const std::string delta = R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}})";
         const auto with = [&](const std::string& start, const std::string& block) {
@@ -1674,12 +1745,12 @@ TEST_CASE("Anthropic stream: text deltas are read without a DOM, exactly as thro
             return body;
         };
         const std::string block = R"({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}})";
-        // Read by the fast path: usage with cache counts (summed into the input), extra members, text in the start.
+        // Read by the fast path (and the three closing events): usage with cache counts (summed into the input), extra members, text in the start.
         CHECK(same_both_ways(make, with(R"({"type":"message_start","message":{"id":"m","model":"claude-sonnet-4-5","content":[],)"
                                         R"("usage":{"input_tokens":3,"cache_creation_input_tokens":4,"cache_read_input_tokens":5,"output_tokens":1}}})",
-                                        block)) == 3);
+                                        block)) == 6);
         CHECK(same_both_ways(make, with(R"({"message":{"usage":{"output_tokens":2}},"type":"message_start"})",
-                                        R"({"content_block":{"citations":[],"text":"Pre","type":"text"},"index":0})")) == 3);
+                                        R"({"content_block":{"citations":[],"text":"Pre","type":"text"},"index":0})")) == 6);
         // Left to the DOM (read there to the same deltas, answer or failure).
         for (const std::string& start : {
                  std::string(R"({"type":"message_start","message":{"model":7,"usage":{"input_tokens":3}}})"),
@@ -1696,7 +1767,7 @@ TEST_CASE("Anthropic stream: text deltas are read without a DOM, exactly as thro
                  std::string(R"({"type":"message_start","message":{"model":"m"}} x)"),
                  std::string(R"([1])"),
              })
-            CHECK(same_both_ways(make, with(start, block)) < 3);
+            CHECK(same_both_ways(make, with(start, block)) < 6);
         const std::string start = R"({"type":"message_start","message":{"model":"m","usage":{"input_tokens":3}}})";
         for (const std::string& b : {
                  std::string(R"({"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}})"),
@@ -1708,10 +1779,105 @@ TEST_CASE("Anthropic stream: text deltas are read without a DOM, exactly as thro
                  std::string(R"({"type":"content_block_start","index":0,"content_block":{"type":"text","type":"text"}})"),
                  std::string(R"({"type":"content_block_start","index":0,"content_block":"text"})"),
              })
-            CHECK(same_both_ways(make, with(start, b)) < 3);
+            CHECK(same_both_ways(make, with(start, b)) < 6);
         for (const std::string& value : kSkippedValues) {
             same_both_ways(make, with(R"({"type":"message_start","x":)" + value + R"(,"message":{"model":"m"}})", block));
             same_both_ways(make, with(start, R"({"type":"content_block_start","index":0,"content_block":{"type":"text","text":)" + value + "}}"));
         }
+    }
+}
+
+TEST_CASE("stream decoders: a chunk that repeats the one before with other text is read by comparing bytes, exactly as through the DOM",
+          "[sse][scan][memo]") {
+    const ChatRequest req = plain();
+    // Pieces of text put raw between the quotes of the text member: plain, escaped and
+    // multi-byte text; an empty piece; pieces that end the string early and so change the
+    // chunk's shape (another member, a duplicate text member, a finish); pieces that are not
+    // a JSON string (a raw control character, bad escapes, a lone surrogate, bad UTF-8, an
+    // escaped closing quote that swallows the rest).
+    const std::vector<std::string> odd = {
+        "",
+        R"(a\"b\\c\/d\b\f\n\r\t\u00e9\ud83d\ude00)",
+        "h\xC3\xA9llo \xE6\x97\xA5 \xF0\x9F\x98\x80",
+        R"(a","x":"b)",
+        R"(a","content":"b)",
+        R"(a","text":"b)",
+        R"(a"},"finish_reason":"length","y":{"z":")",
+        "a\x01" "b",
+        R"(\x)",
+        R"(\ud83d)",
+        "\xC3\x28",
+        R"(x\)",
+        R"(x"})",
+    };
+    SECTION("OpenAI") {
+        const auto make = [&](bool scan) { return openai_decoder(scan, req); };
+        const auto chunk = [](std::string_view inner) {
+            return "data: {\"choices\":[{\"delta\":{\"content\":\"" + std::string(inner) +
+                   "\"},\"finish_reason\":null,\"index\":0,\"logprobs\":null}],\"created\":1,\"id\":\"c1\","
+                   "\"model\":\"gpt-4o\",\"object\":\"chat.completion.chunk\",\"system_fingerprint\":\"fp\",\"usage\":null}\n\n";
+        };
+        const std::string head = "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}],\"model\":\"gpt-4o\"}\n\n";
+        const std::string tail =
+            "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],\"model\":\"gpt-4o\"}\n\n"
+            "data: {\"choices\":[],\"model\":\"gpt-4o\",\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":5,"
+            "\"total_tokens\":12,\"prompt_tokens_details\":{\"cached_tokens\":0}}}\n\n"
+            "data: [DONE]\n\n";
+        // Five chunks of one shape: the first is scanned member by member, the next four are
+        // read by comparing bytes; all events, the usage chunk included, without a DOM.
+        std::size_t remembered = 0;
+        std::string body = head;
+        for (const char* piece : {"Hello", " wor", "ld", "! ", "Bye"}) body += chunk(piece);
+        CHECK(same_both_ways(make, body + tail, &remembered) == 8);
+        CHECK(remembered == 4);
+        // Each odd piece between plain ones: read as the DOM reads it (the memo forgets the
+        // shape it no longer matches, or the scan leaves the chunk to the DOM).
+        for (const std::string& piece : odd) {
+            same_both_ways(make, head + chunk("a") + chunk("b") + chunk(piece) + chunk("c") + chunk("d") + tail);
+            same_both_ways(make, head + chunk(piece) + chunk("c") + tail);
+        }
+        // Another event between two chunks of one shape: nothing is remembered across it.
+        for (const std::string& between : {std::string("data: {\"choices\":[{\"index\":0,\"delta\":{\"refusal\":\"no\"}}]}\n\n"),
+                                           std::string("event: ping\ndata: {}\n\n"), std::string(": comment\n\n")}) {
+            same_both_ways(make, head + chunk("a") + chunk("b") + between + chunk("c") + tail, &remembered);
+            CHECK(remembered == (between.front() == ':' ? 2u : 1u));  // a comment is not an event
+        }
+    }
+    SECTION("Anthropic") {
+        const auto make = [&](bool scan) { return anthropic_decoder(scan, req); };
+        const auto delta = [](std::string_view inner, int index = 0) {
+            return "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":" + std::to_string(index) +
+                   ",\"delta\":{\"type\":\"text_delta\",\"text\":\"" + std::string(inner) + "\"}}\n\n";
+        };
+        const std::string head =
+            "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"model\":\"claude-sonnet-4-5\","
+            "\"usage\":{\"input_tokens\":3,\"output_tokens\":1}}}\n\n"
+            "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":"
+            "{\"type\":\"text\",\"text\":\"\"}}\n\n";
+        const std::string tail =
+            "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n"
+            "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},"
+            "\"usage\":{\"output_tokens\":5}}\n\n"
+            "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+        std::size_t remembered = 0;
+        std::string body = head;
+        for (const char* piece : {"Hello", " wor", "ld", "! ", "Bye"}) body += delta(piece);
+        CHECK(same_both_ways(make, body + tail, &remembered) == 10);
+        CHECK(remembered == 4);
+        for (const std::string& piece : odd) {
+            same_both_ways(make, head + delta("a") + delta("b") + delta(piece) + delta("c") + delta("d") + tail);
+            same_both_ways(make, head + delta(piece) + delta("c") + tail);
+        }
+        // A tool_use block opens between two text deltas of one shape: the delta after it is
+        // read again from the start (and a delta for a block that is not text goes to the DOM).
+        const std::string tool_start =
+            "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":1,\"content_block\":"
+            "{\"type\":\"tool_use\",\"id\":\"toolu_1\",\"name\":\"f\",\"input\":{}}}\n\n";
+        same_both_ways(make, head + delta("a") + delta("b") + tool_start + delta("c") + delta("d", 1) + delta("e", 1) + tail,
+                       &remembered);
+        CHECK(remembered == 1);  // "b" only: "c" is read from the start, "d" and "e" are for the tool block (the DOM's)
+        same_both_ways(make, head + delta("a") + delta("b") + "event: ping\ndata: {\"type\":\"ping\"}\n\n" + delta("c") + tail,
+                       &remembered);
+        CHECK(remembered == 1);
     }
 }

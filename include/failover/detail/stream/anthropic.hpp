@@ -21,10 +21,11 @@
 // model_context_window_exceeded (context_too_long) when message_delta arrives.
 // end() without message_stop, or with no stop_reason, is malformed_response.
 //
-// The events of a plain answer up to and including its text (message_start, the
-// text block's content_block_start, text_delta) are read by the fast path of
-// detail/stream/scan.hpp when they have their usual shape; everything else, and
-// anything unusual in those, goes through the DOM.
+// The events of a plain answer (message_start, the text block's content_block_start,
+// text_delta, content_block_stop, a message_delta without stop_details, message_stop)
+// are read by the fast path of detail/stream/scan.hpp when they have their usual
+// shape, a text_delta of the same shape as the one before by comparing bytes;
+// everything else, and anything unusual in those, goes through the DOM.
 #pragma once
 
 #include <algorithm>
@@ -141,12 +142,27 @@ private:
 
     std::optional<Failure> on_event(const SseEvent& e, std::vector<StreamDelta>& out) {
         if (stopped_) return std::nullopt;  // nothing counts after message_stop
-        if (e.type != "message" && e.type != "error" && !known(e.type)) return std::nullopt;  // ping, unknown events
-        if (scan_ && ((e.type == "content_block_delta" && scan_text_delta(e.data, out)) ||
-                      (e.type == "message_start" && scan_message_start(e.data, out)) ||
-                      (e.type == "content_block_start" && scan_text_block_start(e.data, out)))) {
+        // The previous text_delta again with another piece of text (detail/stream/scan.hpp):
+        // read by comparing bytes. Any other event makes the memo forget it.
+        if (scan_ && memo_.read(e.type, e.data, memo_text_)) {
             ++scanned_;
+            ++remembered_;
+            add_text(std::move(memo_text_), out);
+            memo_text_.clear();
             return std::nullopt;
+        }
+        if (e.type != "message" && e.type != "error" && !known(e.type)) return std::nullopt;  // ping, unknown events
+        if (scan_) {
+            std::optional<Failure> failed;
+            if ((e.type == "content_block_delta" && scan_text_delta(e.data, out)) ||
+                (e.type == "message_start" && scan_message_start(e.data, out)) ||
+                (e.type == "content_block_start" && scan_text_block_start(e.data, out)) ||
+                (e.type == "message_delta" && scan_message_delta(e.data, out, failed)) ||
+                ((e.type == "content_block_stop" || e.type == "message_stop") && scan_any_object(e.data))) {
+                ++scanned_;
+                if (e.type == "message_stop") stopped_ = true;
+                return failed;
+            }
         }
         const json data = parse(e.data);
         if (e.type == "error") {
@@ -173,21 +189,27 @@ private:
     // The fast path (detail/stream/scan.hpp): a text_delta for a text block already started,
     // read without a DOM. True when it was read and its text delta appended; false (nothing
     // changed) sends the event through the DOM path, which decides about everything else.
+    // A delta read so is kept in the memo: its text is its only effect.
     bool scan_text_delta(std::string_view data, std::vector<StreamDelta>& out) {
         std::int64_t index = 0;
         std::string text;
         bool has_text = false;
-        if (!scan_indexed_text(data, "delta", "text_delta", index, text, has_text) || !has_text) return false;
+        std::size_t text_at = 0, text_end = 0;
+        if (!scan_indexed_text(data, "delta", "text_delta", index, text, has_text, &text_at, &text_end) || !has_text)
+            return false;
         const auto it = blocks_.find(index);
         if (it == blocks_.end() || it->second.kind != Block::Kind::text) return false;
         add_text(std::move(text), out);
+        memo_.keep("content_block_delta", data, text_at, text_end);
         return true;
     }
 
     // The shape both text events share: {"index": n, <member>: {"type": <type>, "text": "..."}},
-    // other members skipped. True when the event has it (`has_text`: the text member came).
+    // other members skipped. True when the event has it (`has_text`: the text member came,
+    // its string token at [*text_at, *text_end) when those are given).
     static bool scan_indexed_text(std::string_view data, std::string_view member, std::string_view type,
-                                  std::int64_t& index, std::string& text, bool& has_text) {
+                                  std::int64_t& index, std::string& text, bool& has_text,
+                                  std::size_t* text_at = nullptr, std::size_t* text_end = nullptr) {
         JsonScan j(data);
         bool seen_index = false, seen_member = false, seen_type = false;
         std::string_view key;
@@ -205,7 +227,10 @@ private:
                         if (seen_type || !j.at_string() || !j.string(t) || t != type) return false;
                         seen_type = true;
                     } else if (key == "text") {
-                        if (has_text || !j.at_string() || !j.string(text)) return false;
+                        if (has_text || !j.at_string()) return false;
+                        if (text_at) *text_at = j.pos();
+                        if (!j.string(text)) return false;
+                        if (text_end) *text_end = j.pos();
                         has_text = true;
                     } else if (!j.skip()) {
                         return false;
@@ -394,16 +419,85 @@ private:
                 content_.usage.input_tokens = wire::anthropic_input_tokens(usage);
             emit_usage(out);
         }
-        const std::string stop = wire::string_at(delta, "stop_reason");
+        std::string stop = wire::string_at(delta, "stop_reason");
         if (stop.empty() || !content_.stop.empty()) return std::nullopt;
-        content_.stop = stop;
         if (const json* details = wire::member(delta, "stop_details"); details != nullptr) content_.stop_details = *details;
         else if (const json* top = wire::member(data, "stop_details"); top != nullptr) content_.stop_details = *top;
-        if (auto failed = wire::anthropic_stop_failure(stop, content_.stop_details, content_.text, secret_)) return failed;
+        return on_stop(std::move(stop), out);
+    }
+
+    // The fast path for the message_delta that ends a plain answer: usage counts that are plain
+    // non-negative integers, a stop_reason that is a string or null, no stop_details (a refusal's
+    // explanation and category are the DOM path's), other members skipped; read as
+    // message_delta() reads it. False (nothing changed) leaves the event to the DOM path.
+    bool scan_message_delta(std::string_view data, std::vector<StreamDelta>& out, std::optional<Failure>& failed) {
+        JsonScan j(data);
+        std::string stop;
+        std::int64_t counts[4] = {};  // input, cache creation, cache read, output
+        bool seen_count[4] = {};
+        bool seen_delta = false, seen_usage = false, seen_stop = false;
+        std::string_view key;
+        if (!j.object()) return false;
+        while (j.member(key)) {
+            if (key == "delta") {
+                if (seen_delta || !j.object()) return false;
+                seen_delta = true;
+                while (j.member(key)) {
+                    if (key == "stop_reason") {
+                        if (seen_stop || (!j.null() && (!j.at_string() || !j.string(stop)))) return false;
+                        seen_stop = true;
+                    } else if (key == "stop_details" || !j.skip()) {
+                        return false;
+                    }
+                }
+                if (!j.ok()) return false;
+            } else if (key == "usage") {
+                if (seen_usage || !j.object()) return false;
+                seen_usage = true;
+                while (j.member(key)) {
+                    const int k = key == "input_tokens"                  ? 0
+                                  : key == "cache_creation_input_tokens" ? 1
+                                  : key == "cache_read_input_tokens"     ? 2
+                                  : key == "output_tokens"               ? 3
+                                                                         : -1;
+                    if (k < 0) {
+                        if (!j.skip()) return false;
+                    } else {
+                        if (seen_count[k] || !j.natural(counts[k])) return false;
+                        seen_count[k] = true;
+                    }
+                }
+                if (!j.ok()) return false;
+            } else if (key == "stop_details" || !j.skip()) {
+                return false;
+            }
+        }
+        if (!j.end()) return false;
+        if (seen_usage) {
+            if (seen_count[3]) content_.usage.output_tokens = counts[3];
+            if (seen_count[0]) content_.usage.input_tokens = counts[0] + counts[1] + counts[2];
+            emit_usage(out);
+        }
+        if (!stop.empty() && content_.stop.empty()) failed = on_stop(std::move(stop), out);
+        return true;
+    }
+
+    // An event whose data must be a JSON object and says nothing more (content_block_stop,
+    // message_stop): checked as the DOM path checks it.
+    static bool scan_any_object(std::string_view data) {
+        JsonScan j(data);
+        return j.skip_object() && j.end();
+    }
+
+    // The first stop_reason (content_.stop_details already set): a failure, or the finish delta.
+    std::optional<Failure> on_stop(std::string stop, std::vector<StreamDelta>& out) {
+        content_.stop = std::move(stop);
+        const std::string& reason = content_.stop;
+        if (auto failed = wire::anthropic_stop_failure(reason, content_.stop_details, content_.text, secret_)) return failed;
         StreamDelta d;
         d.kind = StreamDelta::Kind::finish;
-        d.finish = wire::anthropic_finish(stop);
-        if (structured_ && stop != "max_tokens" &&
+        d.finish = wire::anthropic_finish(reason);
+        if (structured_ && reason != "max_tokens" &&
             std::any_of(blocks_.begin(), blocks_.end(), [](const auto& kv) { return kv.second.kind == Block::Kind::answer; }))
             d.finish = FinishReason::stop;  // the forced tool's input is the answer, as in decode()
         out.push_back(std::move(d));
@@ -438,6 +532,8 @@ private:
     std::map<std::int64_t, Block> blocks_{};
     wire::AnthropicContent content_{};  // text, stop, stop_details, usage, model as they arrive
     bool scan_ = true;                  // the fast path (message_start, a text block's start, text deltas)
+    ShapeMemo memo_{};                  // the last text_delta the fast path read whole
+    std::string memo_text_{};
 };
 
 }  // namespace detail::stream

@@ -127,6 +127,14 @@ private:
 
     std::optional<Failure> on_event(const SseEvent& e, std::vector<StreamDelta>& out) {
         if (done_) return std::nullopt;  // events after [DONE] are ignored
+        // The previous chunk again with another piece of text (detail/stream/scan.hpp): read by
+        // comparing bytes. Any other event makes the memo forget it.
+        if (scan_ && memo_.read(e.type, e.data, memo_text_)) {
+            ++scanned_;
+            ++remembered_;
+            add_text(memo_text_, out);
+            return std::nullopt;
+        }
         if (e.type != "message" && e.type != "error") return std::nullopt;
         if (e.type == "message" && e.data == "[DONE]") {
             done_ = true;
@@ -172,18 +180,24 @@ private:
 
     // The fast path (detail/stream/scan.hpp): a chunk of the common shape, choice 0 with a
     // delta whose content is a string or null and a finish_reason that is null or (with no
-    // refusal so far) any string but content_filter, and nothing else that matters (no
-    // error, usage, refusal or tool calls), read without a DOM. True when it was read and
+    // refusal so far) any string but content_filter, a usage that is null or an object of
+    // plain counts, and nothing else that matters (no error, refusal or tool calls), read
+    // without a DOM. True when it was read and
     // its deltas appended (`failed` set as on_finish says); false (nothing changed) sends
     // it through the DOM path, which gives the same deltas for what this reads and decides
     // about the rest.
+    //
+    // A chunk whose only effect is its piece of text (no finish, no usage) is kept in the
+    // memo, so the next chunk of the same shape is read by comparing bytes.
     bool scan_chunk(std::string_view data, std::vector<StreamDelta>& out, std::optional<Failure>& failed) {
         JsonScan j(data);
         std::string text;
+        Span text_at;
         std::string finish;
         bool finishes = false;
         std::string model;
         bool seen_choices = false, seen_model = false, seen_usage = false, seen_error = false;
+        std::optional<Usage> usage;
         std::string_view key;
         if (!j.object()) return false;
         while (j.member(key)) {
@@ -192,15 +206,19 @@ private:
                 seen_choices = true;
                 bool one = false;
                 while (j.element()) {
-                    if (one || !scan_choice(j, text, finish, finishes)) return false;
+                    if (one || !scan_choice(j, text, text_at, finish, finishes)) return false;
                     one = true;
                 }
             } else if (key == "model") {
                 if (seen_model) return false;
                 seen_model = true;
                 if (j.at_string() ? !j.string(model) : !j.skip()) return false;
-            } else if (key == "usage" || key == "error") {
-                if (!j.null_once(key == "usage" ? seen_usage : seen_error)) return false;
+            } else if (key == "usage") {
+                if (seen_usage) return false;
+                seen_usage = true;
+                if (!j.null() && !scan_usage(j, usage)) return false;
+            } else if (key == "error") {
+                if (!j.null_once(seen_error)) return false;
             } else if (!j.skip()) {
                 return false;
             }
@@ -210,20 +228,60 @@ private:
         // content_filter_results, which this does not read) and a finish after a refusal.
         if (finishes && (refused_ || finish == "content_filter")) return false;
         if (model_.empty()) model_ = std::move(model);
-        if (!text.empty()) {
-            if (keep_text_) text_ += text;
+        if (usage) {  // before the choice's deltas, as on_event() gives them
+            usage_ = *usage;
             StreamDelta d;
-            d.text = std::move(text);
+            d.kind = StreamDelta::Kind::usage;
+            d.usage = usage_;
             out.push_back(std::move(d));
         }
+        add_text(text, out);
         if (finishes) failed = on_finish(std::move(finish), nullptr, out);
+        if (text_at.close != 0 && !finishes && !usage) memo_.keep("message", data, text_at.open, text_at.close);
         return true;
+    }
+
+    // The usage object of the chunk after the finish, as wire::openai_usage() reads it from a
+    // DOM: prompt_tokens and completion_tokens (0 when absent), other members skipped. Counts
+    // that are not plain non-negative integers are left to the DOM path.
+    static bool scan_usage(JsonScan& j, std::optional<Usage>& usage) {
+        std::int64_t counts[2] = {};
+        bool seen[2] = {};
+        std::string_view key;
+        if (!j.object()) return false;
+        while (j.member(key)) {
+            const int k = key == "prompt_tokens" ? 0 : key == "completion_tokens" ? 1 : -1;
+            if (k < 0) {
+                if (!j.skip()) return false;
+            } else {
+                if (seen[k] || !j.natural(counts[k])) return false;
+                seen[k] = true;
+            }
+        }
+        if (!j.ok()) return false;
+        usage = Usage{counts[0], counts[1]};
+        return true;
+    }
+
+    // Where a string token lies in the event's data: [open, close), quotes included; close 0: none.
+    struct Span {
+        std::size_t open = 0, close = 0;
+    };
+
+    // A text delta for the piece (none for ""); the text is kept when the stream keeps it.
+    void add_text(std::string& text, std::vector<StreamDelta>& out) {
+        if (text.empty()) return;
+        if (keep_text_) text_ += text;
+        StreamDelta d;
+        d.text = std::move(text);
+        out.push_back(std::move(d));
+        text.clear();
     }
 
     // One choice for scan_chunk: index 0 (or none), a delta of content (string or null), a
     // finish_reason that is null or a string (`finishes` then, its text in `finish`); other
-    // members skipped.
-    static bool scan_choice(JsonScan& j, std::string& text, std::string& finish, bool& finishes) {
+    // members skipped. `text_at`: where the content string lies.
+    static bool scan_choice(JsonScan& j, std::string& text, Span& text_at, std::string& finish, bool& finishes) {
         bool seen_index = false, seen_delta = false, seen_finish = false;
         std::string_view key;
         if (!j.object()) return false;
@@ -240,7 +298,12 @@ private:
                     if (key == "content") {
                         if (seen_content) return false;
                         seen_content = true;
-                        if (!j.null() && (!j.at_string() || !j.string(text))) return false;
+                        if (!j.null()) {
+                            if (!j.at_string()) return false;
+                            text_at.open = j.pos();
+                            if (!j.string(text)) return false;
+                            text_at.close = j.pos();
+                        }
                     } else if (key == "refusal" || key == "tool_calls") {
                         if (!j.null_once(key == "refusal" ? seen_refusal : seen_calls)) return false;
                     } else if (!j.skip()) {
@@ -265,12 +328,7 @@ private:
     std::optional<Failure> on_choice(const json& choice, std::vector<StreamDelta>& out) {
         if (const json* delta = wire::member(choice, "delta"); delta != nullptr && delta->is_object()) {
             std::string text = wire::content_text(wire::member(*delta, "content"));
-            if (!text.empty()) {
-                if (keep_text_) text_ += text;
-                StreamDelta d;
-                d.text = std::move(text);
-                out.push_back(std::move(d));
-            }
+            add_text(text, out);
             if (const json* refusal = wire::member(*delta, "refusal"); refusal != nullptr && refusal->is_string()) {
                 refusal_ += refusal->get_ref<const std::string&>();
                 refused_ = !refusal_.empty();
@@ -358,6 +416,8 @@ private:
     Usage usage_{};
     std::string model_{};
     bool scan_ = true;  // the fast path for text chunks
+    ShapeMemo memo_{};  // the last text chunk the fast path read whole
+    std::string memo_text_{};
 };
 
 }  // namespace detail::stream

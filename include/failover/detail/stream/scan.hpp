@@ -35,10 +35,14 @@ public:
     /// Values nested deeper than this are not read (the DOM path decides about them).
     static constexpr int max_depth = 32;
 
-    explicit JsonScan(std::string_view text) noexcept : s_(text) {}
+    explicit JsonScan(std::string_view text, std::size_t at = 0) noexcept : s_(text), i_(at) {}
 
     /// False once anything was not read; every call after that returns false.
     bool ok() const noexcept { return ok_; }
+
+    /// Where the scanner is in the text: at the next value once at_string() and the like
+    /// skipped the whitespace before it, just past a value once it was read.
+    std::size_t pos() const noexcept { return i_; }
 
     /// The next value is an object: consumes '{'.
     bool object() noexcept { return open('{'); }
@@ -99,6 +103,13 @@ public:
 
     /// Skips any value.
     bool skip() noexcept { return value(0); }
+
+    /// Skips a value that must be an object.
+    bool skip_object() noexcept {
+        ws();
+        if (i_ >= s_.size() || s_[i_] != '{') return fail();
+        return value(0);
+    }
 
     /// Nothing but whitespace is left.
     bool end() noexcept {
@@ -328,6 +339,65 @@ private:
     std::size_t i_ = 0;
     bool ok_ = true;
     bool first_ = true;  // the object or array just opened has no member yet
+};
+
+/// The last event a fast path read whole, kept to read the next event of the same shape by
+/// comparing bytes. A token stream repeats one event shape with only the piece of text
+/// changing (OpenAI's chunk carries its id, model and fingerprint every time), so after one
+/// event is scanned member by member, the next one is read by checking that its bytes are
+/// the kept event's with another JSON string in place of the kept one's text.
+///
+/// Why that reads it exactly as the scan would: the scan goes forward through the text, and
+/// at any byte its state depends only on the bytes before it. The new event's bytes up to the
+/// string are the kept event's, so the scan reaches the string in the same state; the string
+/// is read by the same strict reader, which stops at its closing quote whatever it holds; the
+/// bytes after it are again the kept event's, read in the same state, to the same end. So the
+/// scan would accept the new event, with every member other than the string read as before:
+/// the only new fact is the string's text. The caller keeps an event only when that text is
+/// all the event changes in the decoder, and forgets it whenever another event comes between
+/// (so decoder state the scan checks cannot have moved under it).
+class ShapeMemo {
+public:
+    /// Keeps `data` (of SSE event type `type`), read whole by a fast path; [open, close) is the
+    /// string token (quotes included) whose text was the event's only effect.
+    void keep(std::string_view type, std::string_view data, std::size_t open, std::size_t close) {
+        if (close <= open || close > data.size() || data[open] != '"') return forget();
+        try {
+            type_.assign(type);
+            data_.assign(data);
+        } catch (...) {  // out of memory: nothing kept, the scan reads the next event
+            return forget();
+        }
+        open_ = open;
+        tail_ = data.size() - close;
+        kept_ = true;
+    }
+
+    void forget() noexcept { kept_ = false; }
+
+    /// True when `data` (of type `type`) is the kept event with another well-formed JSON
+    /// string in place of the kept one: that string's text is appended to `text`. False, with
+    /// `text` as it was and the memo forgotten, for anything else.
+    bool read(std::string_view type, std::string_view data, std::string& text) noexcept {
+        if (!kept_) return false;
+        if (type == type_ && data.size() >= open_ + tail_ + 2 && data[open_] == '"' &&
+            data.compare(0, open_, data_, 0, open_) == 0 &&
+            data.compare(data.size() - tail_, tail_, data_, data_.size() - tail_, tail_) == 0) {
+            const std::size_t had = text.size();
+            JsonScan j(data, open_);
+            if (j.string(text) && j.pos() == data.size() - tail_) return true;
+            text.resize(had);
+        }
+        forget();
+        return false;
+    }
+
+private:
+    std::string type_{};
+    std::string data_{};
+    std::size_t open_ = 0;  // where the string starts (its opening quote)
+    std::size_t tail_ = 0;  // bytes after the string
+    bool kept_ = false;
 };
 
 }  // namespace detail::stream
