@@ -197,6 +197,76 @@ TEST_CASE("transport: whole answers may come compressed, event streams are asked
     }
 }
 
+TEST_CASE("transport: one pooled handle carries requests of every shape in turn, each as sent", "[transport]") {
+    // The transport keeps a handle's options from one transfer to the next when the next has
+    // the same shape (streamed or not, the method), and its header list when the headers are
+    // the same: nothing of one request may leak into the next.
+    MockProvider mock;
+    CurlOptions options;
+    options.max_pooled_handles = 1;  // every call below takes the same handle
+    CurlTransport http(options);
+    Json streamed = openai_body;
+    streamed["stream"] = true;
+    std::string streamed_body;
+    StreamSpec spec;
+    spec.on_data = [&streamed_body](std::string_view bytes) {
+        streamed_body.append(bytes);
+        return StreamStep::more;
+    };
+    const auto with_method = [&](std::string method, std::string body) {
+        HttpRequest r = openai_call(mock, "a");
+        r.method = std::move(method);
+        r.body = std::move(body);
+        return r;
+    };
+    struct Call {
+        HttpRequest req;
+        bool stream;
+        int status;
+    };
+    HttpRequest other_headers = post(mock.url("a") + "/v1/chat/completions", openai_body,
+                                     {{"Authorization", "Bearer sk-other-987"}, {"X-Trace", "t1"}});
+    HttpRequest streaming = post(mock.url("a") + "/v1/chat/completions", streamed, {{"Authorization", "Bearer sk-test-0123456789"}});
+    const std::vector<Call> calls = {
+        {openai_call(mock, "a"), false, 200},
+        {openai_call(mock, "a"), false, 200},
+        {streaming, true, 200},
+        {streaming, true, 200},
+        {openai_call(mock, "a"), false, 200},
+        {with_method("GET", ""), false, 405},
+        {other_headers, false, 200},
+        {with_method("PUT", "{\"put\":1}"), false, 405},
+        {with_method("GET", "{\"get\":1}"), false, 405},
+        {with_method("HEAD", ""), false, 405},
+        {openai_call(mock, "a"), false, 200},
+        {other_headers, false, 200},
+        {openai_call(mock, "a"), false, 200},
+    };
+    for (std::size_t i = 0; i < calls.size(); ++i) {
+        const Call& c = calls[i];
+        INFO("call " << i << ": " << c.req.method << (c.stream ? " streamed" : ""));
+        streamed_body.clear();
+        auto r = c.stream ? http.stream(c.req, within(5s), spec) : http.send(c.req, within(5s));
+        REQUIRE(r);
+        CHECK(r->status == c.status);
+        auto last = mock.route("a").last_request();
+        REQUIRE(last);
+        CHECK(last->method == c.req.method);
+        CHECK(last->body == (c.req.method == "HEAD" ? std::string() : c.req.body));
+        CHECK((last->header("accept-encoding") != nullptr) == !c.stream);
+        CHECK(last->header("expect") == nullptr);
+        // The request's headers arrive, and no header of an earlier request does.
+        for (const auto& [name, value] : c.req.headers) {
+            REQUIRE(last->header(name));
+            CHECK(*last->header(name) == value);
+        }
+        CHECK((last->header("x-trace") != nullptr) == (c.req.headers.size() == 3));
+        if (c.stream) CHECK(streamed_body.find("data: [DONE]") != std::string::npos);
+        else if (c.status == 200) CHECK(r->body.find("chat.completion") != std::string::npos);
+    }
+    CHECK(mock.requests() == calls.size());
+}
+
 TEST_CASE("transport: connection refused is a transient connection failure", "[transport]") {
     CurlTransport http;
     const std::string host = "127.0.0.1:" + std::to_string(closed_port());

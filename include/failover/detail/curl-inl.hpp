@@ -75,12 +75,34 @@ using CurlMultiPtr = std::unique_ptr<CURLM, CurlMultiDeleter>;
 /// One reusable transfer slot: an easy handle driven through its own multi handle. The
 /// multi handle keeps the slot's idle connections between calls (its connection cache),
 /// and lets another thread wake the transfer (curl_multi_wakeup) to cancel it at once.
+using CurlSlistPtr = std::unique_ptr<curl_slist, CurlSlistDeleter>;
+
+/// What the options of a transfer depend on besides the transport's CurlOptions: whether
+/// it streams and how its method is sent. Two transfers of one shape through one transport
+/// set the same options except those curl_configure_call sets every time.
+struct CurlShape {
+    bool set = false;     // the handle holds the options of this shape (else: reset it first)
+    bool stream = false;
+    std::string method{};  // "GET" (without a body), "HEAD", "POST", or another method sent with a body
+
+    static CurlShape of(const HttpRequest& req, bool stream) {
+        CurlShape s;
+        s.set = true;
+        s.stream = stream;
+        s.method = req.method == "GET" && !req.body.empty() ? std::string("GET+body") : req.method;
+        return s;
+    }
+    bool operator==(const CurlShape&) const = default;
+};
+
 struct CurlSlot {
     CurlMultiPtr multi;  // declared first: destroyed after the easy handle below
     CurlEasyPtr easy;
+    CurlShape shape{};     // the options the easy handle holds (CurlTransport only)
+    Headers headers{};     // the request headers `header_list` was built from
+    CurlSlistPtr header_list{};
     explicit operator bool() const noexcept { return multi && easy; }
 };
-using CurlSlistPtr = std::unique_ptr<curl_slist, CurlSlistDeleter>;
 
 /// A CURLSH sharing DNS and TLS sessions, with one mutex per kind of shared data.
 /// Not movable: libcurl holds a pointer to it.
@@ -170,6 +192,7 @@ public:
     CurlLease& operator=(const CurlLease&) = delete;
     CURL* easy() const noexcept { return slot_.easy.get(); }
     CURLM* multi() const noexcept { return slot_.multi.get(); }
+    CurlSlot& slot() noexcept { return slot_; }
 
 private:
     CurlState& state_;
@@ -573,15 +596,20 @@ FAILOVER_INLINE Result<HttpResponse> CurlTransport::stream(const HttpRequest& re
 
 namespace detail {
 
-/// The request's header list for libcurl, or the bad_request Failure of an invalid header
-/// (found before any handle is taken).
-inline std::optional<Failure> curl_headers(const HttpRequest& req, CurlSlistPtr& headers) {
-    bool has_expect = false;
-    std::string line;
-    for (const auto& [name, value] : req.headers) {
+/// The bad_request Failure of a request header libcurl cannot send, if any.
+inline std::optional<Failure> curl_bad_header(const HttpRequest& req) {
+    for (const auto& [name, value] : req.headers)
         if (name.empty() || has_crlf(name) || has_crlf(value) || name.find(':') != std::string::npos)
             return Failure::of(Reason::bad_request, "invalid request header name or value (header '" +
                                                         (has_crlf(name) ? std::string("?") : name) + "')");
+    return std::nullopt;
+}
+
+/// The header list for libcurl of a request whose headers curl_bad_header accepted.
+inline void curl_header_list(const HttpRequest& req, CurlSlistPtr& headers) {
+    bool has_expect = false;
+    std::string line;
+    for (const auto& [name, value] : req.headers) {
         if (iequals(name, "expect")) has_expect = true;
         line.assign(name);
         if (value.empty()) {
@@ -594,29 +622,23 @@ inline std::optional<Failure> curl_headers(const HttpRequest& req, CurlSlistPtr&
     }
     // No "Expect: 100-continue" round trip before a body: it only adds latency here.
     if (!has_expect && !curl_append(headers, "Expect:")) throw std::bad_alloc();
+}
+
+/// The request's header list for libcurl, or the bad_request Failure of an invalid header
+/// (found before any handle is taken).
+inline std::optional<Failure> curl_headers(const HttpRequest& req, CurlSlistPtr& headers) {
+    if (auto bad = curl_bad_header(req)) return bad;
+    curl_header_list(req, headers);
     return std::nullopt;
 }
 
-/// Sets the (reset) easy handle `h` up for one transfer of `req` whose callbacks write into
-/// `call`, as every driver sends it: CurlTransport's own loop and the EventLoop. `req`,
-/// `headers` and `call` must outlive the transfer.
-inline void curl_configure(CURL* h, const HttpRequest& req, const Deadline& d, const CurlOptions& opt,
-                           const curl_slist* headers, CurlCall& call) {
-    const StreamSpec* spec = call.stream;
-    curl_easy_setopt(h, CURLOPT_URL, req.url.c_str());
+/// Sets the options of a (reset) easy handle that every transfer of `shape` through a
+/// transport with options `opt` shares; curl_configure_call sets the rest.
+inline void curl_configure_shape(CURL* h, const CurlShape& shape, const CurlOptions& opt) {
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, call.errbuf.data());
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &curl_on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, static_cast<void*>(&call));
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &curl_on_header);
-    curl_easy_setopt(h, CURLOPT_HEADERDATA, static_cast<void*>(&call));
     curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, &curl_open_socket);
-    curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, static_cast<void*>(&call));
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
-    // A stream has no limit on its whole length: its stalls are timed by the driver instead.
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, spec ? 0L : clamp_ms(d.timeout));
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
-                     clamp_ms(d.connect_timeout.count() > 0 ? std::min(d.connect_timeout, d.timeout) : d.timeout));
 #if LIBCURL_VERSION_NUM >= 0x075500
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
@@ -634,7 +656,7 @@ inline void curl_configure(CURL* h, const HttpRequest& req, const Deadline& d, c
     if (!opt.user_agent.empty()) curl_easy_setopt(h, CURLOPT_USERAGENT, opt.user_agent.c_str());
     // Whole answers only: a server or proxy that compresses an event stream may hold its events
     // back to fill a compression block, which would delay every token.
-    if (opt.accept_compressed && !spec) curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
+    if (opt.accept_compressed && !shape.stream) curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
     if (const long idle = whole_seconds(opt.tcp_keepalive); idle > 0) {
         curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
         curl_easy_setopt(h, CURLOPT_TCP_KEEPIDLE, idle);
@@ -642,26 +664,17 @@ inline void curl_configure(CURL* h, const HttpRequest& req, const Deadline& d, c
     }
     curl_easy_setopt(h, CURLOPT_MAXAGE_CONN, whole_seconds(opt.max_idle_connection));
 
-    const std::string& method = req.method;
-    if (method == "GET" && req.body.empty()) {
+    const std::string& method = shape.method;
+    if (method == "GET") {
         curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
     } else if (method == "HEAD") {
         curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
-        call.head = true;
     } else {
-        if (method != "POST") curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method.c_str());
-        // The body goes out from the caller's buffer, without a copy; a silent second
-        // send is refused (see curl_before_request).
+        if (method != "POST") curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method == "GET+body" ? "GET" : method.c_str());
         curl_easy_setopt(h, CURLOPT_POST, 1L);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
-#if LIBCURL_VERSION_NUM >= 0x075000
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, req.body.data());
-#else
-        call.upload = req.body;
+#if LIBCURL_VERSION_NUM < 0x075000
         curl_easy_setopt(h, CURLOPT_READFUNCTION, &curl_read_body);
-        curl_easy_setopt(h, CURLOPT_READDATA, static_cast<void*>(&call));
         curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, &curl_seek_body);
-        curl_easy_setopt(h, CURLOPT_SEEKDATA, static_cast<void*>(&call));
 #endif
     }
 #if LIBCURL_VERSION_NUM >= 0x075000
@@ -669,8 +682,50 @@ inline void curl_configure(CURL* h, const HttpRequest& req, const Deadline& d, c
     // callback, it cannot pass for one and let a re-send through a new tunnel go out.
     curl_easy_setopt(h, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
     curl_easy_setopt(h, CURLOPT_PREREQFUNCTION, &curl_before_request);
+#endif
+}
+
+/// Sets what differs from one transfer of a shape to the next: the URL, the header list,
+/// the body, the time limits and the `call` the callbacks write into. `req`, `headers` and
+/// `call` must outlive the transfer.
+inline void curl_configure_call(CURL* h, const CurlShape& shape, const HttpRequest& req, const Deadline& d,
+                                const curl_slist* headers, CurlCall& call) {
+    curl_easy_setopt(h, CURLOPT_URL, req.url.c_str());
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, call.errbuf.data());
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, static_cast<void*>(&call));
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, static_cast<void*>(&call));
+    curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, static_cast<void*>(&call));
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+    // A stream has no limit on its whole length: its stalls are timed by the driver instead.
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, shape.stream ? 0L : clamp_ms(d.timeout));
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+                     clamp_ms(d.connect_timeout.count() > 0 ? std::min(d.connect_timeout, d.timeout) : d.timeout));
+    if (shape.method == "HEAD") {
+        call.head = true;
+    } else if (shape.method != "GET") {
+        // The body goes out from the caller's buffer, without a copy; a silent second
+        // send is refused (see curl_before_request).
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
+#if LIBCURL_VERSION_NUM >= 0x075000
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, req.body.data());
+#else
+        call.upload = req.body;
+        curl_easy_setopt(h, CURLOPT_READDATA, static_cast<void*>(&call));
+        curl_easy_setopt(h, CURLOPT_SEEKDATA, static_cast<void*>(&call));
+#endif
+    }
+#if LIBCURL_VERSION_NUM >= 0x075000
     curl_easy_setopt(h, CURLOPT_PREREQDATA, static_cast<void*>(&call));
 #endif
+}
+
+/// Sets the (reset) easy handle `h` up for one transfer of `req` whose callbacks write into
+/// `call`: the EventLoop's way (CurlTransport keeps a handle's shape options between calls).
+inline void curl_configure(CURL* h, const HttpRequest& req, const Deadline& d, const CurlOptions& opt,
+                           const curl_slist* headers, CurlCall& call) {
+    const CurlShape shape = CurlShape::of(req, call.stream != nullptr);
+    curl_configure_shape(h, shape, opt);
+    curl_configure_call(h, shape, req, d, headers, call);
 }
 
 /// What a finished transfer on `h` amounts to: the response (any status) or its classified
@@ -713,24 +768,42 @@ FAILOVER_INLINE Result<HttpResponse> CurlTransport::perform(const HttpRequest& r
                            "no time left for an attempt to " + std::string(detail::url_host(req.url)));
 
     // Headers first: a bad one is the caller's error, found before a handle is taken.
-    detail::CurlSlistPtr headers;
-    if (auto bad = detail::curl_headers(req, headers)) return std::move(*bad);
+    if (auto bad = detail::curl_bad_header(req)) return std::move(*bad);
 
     if (d.stop.stop_requested()) return Failure::of(Reason::cancelled, "cancelled before it was sent");
     detail::CurlSlot slot = state_->acquire();
     if (!slot)  // both fail only for want of memory or descriptors (the multi handle's wakeup pair)
         return Failure::of(Reason::local_resource, "could not create a transfer (out of file descriptors or memory)");
     detail::CurlLease lease(*state_, std::move(slot));
+    detail::CurlSlot& held = lease.slot();
     CURL* h = lease.easy();
-    curl_easy_reset(h);  // options back to defaults; connections, caches and the share stay
+    // A handle keeps its options between transfers (connections, caches and the share stay in
+    // any case): one that last carried a transfer of the same shape through this transport
+    // needs only the per-call options, and the same headers need no new list (most calls
+    // repeat the previous one). Anything else starts from the defaults.
+    const detail::CurlShape shape = detail::CurlShape::of(req, spec != nullptr);
+    if (held.shape != shape) {
+        held.shape = {};
+        curl_easy_reset(h);
+        detail::curl_configure_shape(h, shape, opt);
+        held.shape = shape;
+    }
+    if (!held.header_list || held.headers != req.headers) {
+        held.header_list.reset();
+        held.headers.clear();
+        detail::curl_header_list(req, held.header_list);
+        held.headers = req.headers;
+    }
 
     HttpResponse response;
     detail::CurlCall call;
     call.response = &response;
     call.limit = opt.max_response_bytes;
     call.stream = spec;
-    detail::curl_configure(h, req, d, opt, headers.get(), call);
+    detail::curl_configure_call(h, shape, req, d, held.header_list.get(), call);
     const detail::Outcome out = detail::curl_run(lease.multi(), h, call, d);
+    // A transfer that did not end cleanly leaves the next one to start from a reset handle.
+    if (out.code != CURLE_OK || out.cancelled || out.stalled) held.shape = {};
     return detail::curl_result(h, out, call, std::move(response), req, opt, d);
 }
 
