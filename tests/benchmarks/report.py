@@ -748,8 +748,9 @@ def main():
           "not router logic. CurlTransport's extra per-request work, measured with callgrind against the raw "
           "handle: ~24k instructions/request, of which `Accept-Encoding` negotiation (CurlOptions::"
           "accept_compressed) ~8.3k, the User-Agent header ~5.0k, `curl_easy_reset` + re-applying options "
-          "per call ~4.3k, timeouts ~1.0k. Those are deliberate defaults (compressed answers over real "
-          "networks, per-call deadlines on pooled handles) and were left as they are.")
+          "per call ~4.3k, timeouts ~1.0k (a profile of 2026-12-03, before a pooled handle kept its options and "
+          "header list between calls of one shape, which removed the reset, most of the re-applying and the "
+          "header list's rebuilding). Compressed answers and per-call deadlines are deliberate defaults.")
     if c16_ratio is not None:
         raw_cpu, rt_cpu = counter(e16, "raw_client_cpu_us_per_req"), counter(e16, "router_client_cpu_us_per_req")
         w(f"- **e2e at c=16** (router {c16_ratio * 100:+.1f} % over raw at p50; without JSON work "
@@ -760,7 +761,6 @@ def main():
           "as above). Under that saturation the p50 ratio follows the CPU ratio rather than the router's "
           "fixed overhead.")
     if st:
-        o16 = ttft[("OpenAI", 16)]
         def signed_us(v):
             return "n/a" if v is None else ("+" if v >= 0 else "-") + fmt_us(abs(v))
 
@@ -781,15 +781,20 @@ def main():
           "shared one, and a stream that followed another on the same connection waited for the mock's thread of "
           "that connection, about 100 µs of time to headers at c=1, which raw never did). Request bodies are written "
           "straight into one string without a JSON DOM (`detail::JsonOut`, `json::dump()`'s bytes: the encode rows "
-          "above, 3-4 µs before 2026-12-03 evening), and the events of a plain answer (OpenAI's text and finish "
-          "chunks; Anthropic's message_start, text block start and text deltas) are read by a scanner instead of a "
-          "JSON DOM (the `BM_StreamCPU` table). At c=16 the run is CPU-bound (16 "
-          f"clients and the mock on {mach['cores']} cores) and TTFT follows CPU per stream "
-          f"({fmt_us(counter(o16, 'router_client_cpu_us_per_stream'))} for the router against raw libcurl's "
-          f"{fmt_us(counter(o16, 'raw_client_cpu_us_per_stream'))}, which parses nothing and sets its options once): "
-          "what is left there is the work raw libcurl does not do at all (encoding the request, decoding and "
-          "checking every event, delivering the deltas, the final response), and no client that reads the events "
-          "can come within 1.10x of one that does not while they share the cores with the server.")
+          "above, 3-4 µs before 2026-12-03 evening). Every event of a plain answer is read by a scanner instead of a "
+          "JSON DOM, and a text event that repeats the previous one's bytes with another piece of text by comparing "
+          "bytes (`detail/stream/scan.hpp`, the `BM_StreamCPU` table); since 2026-12-03 night a pooled handle also "
+          "keeps its options between streams, as raw does. At c=16 the run is CPU-bound (16 "
+          f"clients and the mock on {mach['cores']} cores) and TTFT follows CPU per stream (OpenAI / Anthropic: "
+          + " / ".join(f"{fmt_us(counter(ttft[(wire, 16)], 'router_client_cpu_us_per_stream'))}"
+                       for wire in ("OpenAI", "Anthropic"))
+          + " for the router against raw libcurl's "
+          + " / ".join(f"{fmt_us(counter(ttft[(wire, 16)], 'raw_client_cpu_us_per_stream'))}"
+                       for wire in ("OpenAI", "Anthropic"))
+          + ", which parses nothing): what is left there is the work raw libcurl does not do at all (encoding the "
+          "request, decoding and checking every event, delivering the deltas, the final response). That work is "
+          "15-20 µs a stream from memory (`BM_StreamCPU`); on the wire, where every event arrives after a wake-up "
+          "with cold caches, it costs the router 40-60 µs of CPU per stream more than raw libcurl.")
         w("- **Streaming memory.** The transport never holds the body and the decoder holds one event at a time, so "
           "with `StreamOptions::keep_text = false` a 16 MiB answer streams in flat memory. By default the router keeps "
           "the text twice while streaming (the decoder's copy for the returned response, and the delivered text for a "

@@ -182,10 +182,9 @@ private:
     // delta whose content is a string or null and a finish_reason that is null or (with no
     // refusal so far) any string but content_filter, a usage that is null or an object of
     // plain counts, and nothing else that matters (no error, refusal or tool calls), read
-    // without a DOM. True when it was read and
-    // its deltas appended (`failed` set as on_finish says); false (nothing changed) sends
-    // it through the DOM path, which gives the same deltas for what this reads and decides
-    // about the rest.
+    // without a DOM. True when it was read and its deltas appended (`failed` set as
+    // on_finish says); false (nothing changed) sends it through the DOM path, which gives
+    // the same deltas for what this reads and decides about the rest.
     //
     // A chunk whose only effect is its piece of text (no finish, no usage) is kept in the
     // memo, so the next chunk of the same shape is read by comparing bytes.
