@@ -72,29 +72,31 @@ struct CurlMultiDeleter {
 using CurlEasyPtr = std::unique_ptr<CURL, CurlEasyDeleter>;
 using CurlMultiPtr = std::unique_ptr<CURLM, CurlMultiDeleter>;
 
-/// One reusable transfer slot: an easy handle driven through its own multi handle. The
-/// multi handle keeps the slot's idle connections between calls (its connection cache),
-/// and lets another thread wake the transfer (curl_multi_wakeup) to cancel it at once.
 using CurlSlistPtr = std::unique_ptr<curl_slist, CurlSlistDeleter>;
 
 /// What the options of a transfer depend on besides the transport's CurlOptions: whether
 /// it streams and how its method is sent. Two transfers of one shape through one transport
 /// set the same options except those curl_configure_call sets every time.
 struct CurlShape {
-    bool set = false;     // the handle holds the options of this shape (else: reset it first)
+    bool set = false;      // the handle holds the options of this shape (else: reset it first)
     bool stream = false;
-    std::string method{};  // "GET" (without a body), "HEAD", "POST", or another method sent with a body
+    std::string method{};  // as the request names it
+    bool with_body = true;  // sent with a body (every method but HEAD and a GET without one)
 
     static CurlShape of(const HttpRequest& req, bool stream) {
         CurlShape s;
         s.set = true;
         s.stream = stream;
-        s.method = req.method == "GET" && !req.body.empty() ? std::string("GET+body") : req.method;
+        s.method = req.method;
+        s.with_body = !(req.method == "HEAD" || (req.method == "GET" && req.body.empty()));
         return s;
     }
     bool operator==(const CurlShape&) const = default;
 };
 
+/// One reusable transfer slot: an easy handle driven through its own multi handle. The
+/// multi handle keeps the slot's idle connections between calls (its connection cache),
+/// and lets another thread wake the transfer (curl_multi_wakeup) to cancel it at once.
 struct CurlSlot {
     CurlMultiPtr multi;  // declared first: destroyed after the easy handle below
     CurlEasyPtr easy;
@@ -665,12 +667,12 @@ inline void curl_configure_shape(CURL* h, const CurlShape& shape, const CurlOpti
     curl_easy_setopt(h, CURLOPT_MAXAGE_CONN, whole_seconds(opt.max_idle_connection));
 
     const std::string& method = shape.method;
-    if (method == "GET") {
+    if (!shape.with_body && method == "GET") {
         curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
-    } else if (method == "HEAD") {
+    } else if (!shape.with_body) {  // HEAD
         curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
     } else {
-        if (method != "POST") curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method == "GET+body" ? "GET" : method.c_str());
+        if (method != "POST") curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method.c_str());
         curl_easy_setopt(h, CURLOPT_POST, 1L);
 #if LIBCURL_VERSION_NUM < 0x075000
         curl_easy_setopt(h, CURLOPT_READFUNCTION, &curl_read_body);
@@ -700,9 +702,9 @@ inline void curl_configure_call(CURL* h, const CurlShape& shape, const HttpReque
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, shape.stream ? 0L : clamp_ms(d.timeout));
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
                      clamp_ms(d.connect_timeout.count() > 0 ? std::min(d.connect_timeout, d.timeout) : d.timeout));
-    if (shape.method == "HEAD") {
-        call.head = true;
-    } else if (shape.method != "GET") {
+    if (!shape.with_body) {
+        call.head = shape.method == "HEAD";
+    } else {
         // The body goes out from the caller's buffer, without a copy; a silent second
         // send is refused (see curl_before_request).
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
