@@ -267,22 +267,8 @@ private:
                     if (seen_model || !j.at_string() || !j.string(model)) return false;
                     seen_model = true;
                 } else if (key == "usage") {
-                    if (seen_usage || !j.object()) return false;
+                    if (seen_usage || !scan_counts(j, counts, seen_count)) return false;
                     seen_usage = true;
-                    while (j.member(key)) {
-                        const int k = key == "input_tokens"                  ? 0
-                                      : key == "cache_creation_input_tokens" ? 1
-                                      : key == "cache_read_input_tokens"     ? 2
-                                      : key == "output_tokens"               ? 3
-                                                                             : -1;
-                        if (k < 0) {
-                            if (!j.skip()) return false;
-                        } else {
-                            if (seen_count[k] || !j.natural(counts[k])) return false;
-                            seen_count[k] = true;
-                        }
-                    }
-                    if (!j.ok()) return false;
                 } else if (!j.skip()) {
                     return false;
                 }
@@ -452,22 +438,8 @@ private:
                 }
                 if (!j.ok()) return false;
             } else if (key == "usage") {
-                if (seen_usage || !j.object()) return false;
+                if (seen_usage || !scan_counts(j, counts, seen_count)) return false;
                 seen_usage = true;
-                while (j.member(key)) {
-                    const int k = key == "input_tokens"                  ? 0
-                                  : key == "cache_creation_input_tokens" ? 1
-                                  : key == "cache_read_input_tokens"     ? 2
-                                  : key == "output_tokens"               ? 3
-                                                                         : -1;
-                    if (k < 0) {
-                        if (!j.skip()) return false;
-                    } else {
-                        if (seen_count[k] || !j.natural(counts[k])) return false;
-                        seen_count[k] = true;
-                    }
-                }
-                if (!j.ok()) return false;
             } else if (key == "stop_details" || !j.skip()) {
                 return false;
             }
@@ -480,6 +452,28 @@ private:
         }
         if (!stop.empty() && content_.stop.empty()) failed = on_stop(std::move(stop), out);
         return true;
+    }
+
+    // A usage object's counts as the DOM path reads them: input, cache creation, cache read and
+    // output tokens (`seen` says which came), each a plain non-negative integer given once; other
+    // members skipped. False leaves the event to the DOM path.
+    static bool scan_counts(JsonScan& j, std::int64_t (&counts)[4], bool (&seen)[4]) {
+        std::string_view key;
+        if (!j.object()) return false;
+        while (j.member(key)) {
+            const int k = key == "input_tokens"                  ? 0
+                          : key == "cache_creation_input_tokens" ? 1
+                          : key == "cache_read_input_tokens"     ? 2
+                          : key == "output_tokens"               ? 3
+                                                                 : -1;
+            if (k < 0) {
+                if (!j.skip()) return false;
+            } else {
+                if (seen[k] || !j.natural(counts[k])) return false;
+                seen[k] = true;
+            }
+        }
+        return j.ok();
     }
 
     // An event whose data must be a JSON object and says nothing more (content_block_stop,
