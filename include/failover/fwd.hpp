@@ -26,6 +26,7 @@ struct Usage;
 struct StreamDelta;
 struct StreamLimits;
 struct SseEvent;
+struct SseEventView;
 class SseParser;
 
 struct HttpRequest;

@@ -44,6 +44,14 @@ struct SseEvent {
     std::string id{};              ///< the last event id seen so far (the `id` field persists across events)
 };
 
+/// One dispatched server-sent event, as views that are valid during the callback only (what
+/// the stream decoders read: an event that arrived whole in one feed is not copied).
+struct SseEventView {
+    std::string_view type{};  ///< the `event` field; "message" when the event named none
+    std::string_view data{};  ///< the data lines joined with "\n"
+    std::string_view id{};    ///< the last event id seen so far
+};
+
 /// Turns the bytes of a text/event-stream body into events, whatever the split.
 /// @code
 /// SseParser sse;
@@ -56,7 +64,8 @@ public:
     /// A parser bounded by `limits` (event size and total bytes).
     explicit SseParser(StreamLimits limits = {}) noexcept : limits_(limits) {}
 
-    /// Feeds the next bytes; calls `on_event(const SseEvent&)` for every event they complete.
+    /// Feeds the next bytes; calls `on_event(const SseEvent&)` (or `on_event(const
+    /// SseEventView&)`: no copy) for every event they complete.
     /// `on_event` may return bool: false stops parsing (the rest of `bytes` is dropped and the
     /// parser should not be fed again). Returns a response_too_large Failure when a limit is
     /// exceeded (the events before the offending byte are still delivered); after that every
@@ -94,7 +103,8 @@ public:
     /// True when bytes of an event not yet dispatched are pending: at the end of the stream
     /// they are discarded, so the stream was cut in the middle of an event.
     bool mid_event() const noexcept {
-        return (line_started_ && !skipping_) || !data_.empty() || !type_.empty() || (!bom_done_ && bom_matched_ > 0);
+        return (line_started_ && !skipping_) || !data_.empty() || !type_.empty() || data_here_ || type_here_ ||
+               (!bom_done_ && bom_matched_ > 0);
     }
     /// Bytes fed so far (up to the total limit).
     std::size_t bytes() const noexcept { return total_; }
@@ -113,11 +123,25 @@ private:
         line_.clear();
         data_.clear();
         type_.clear();
+        data_here_ = type_here_ = false;
     }
 
     /// Splits `s` into lines; false when parsing stopped (a limit, or on_event said so).
+    /// A field read in place from `s` is kept as a view into it until its event is dispatched
+    /// or `s` is done with: then what is still pending is copied, so nothing outlives the feed.
     template <class OnEvent>
     bool lines(std::string_view s, OnEvent& on_event) {
+        const bool go = split(s, on_event);
+        if (data_here_) own_data();
+        if (type_here_) {
+            type_.assign(type_view_);
+            type_here_ = false;
+        }
+        return go;
+    }
+
+    template <class OnEvent>
+    bool split(std::string_view s, OnEvent& on_event) {
         std::size_t i = 0;
         while (i < s.size()) {
             if (cr_) {  // CR LF is one line end, even across feeds
@@ -133,6 +157,7 @@ private:
                 if (!piece.empty() && !append(piece)) return false;
                 break;
             }
+            const bool in_place = !line_started_;
             if (line_started_) {  // its start came in an earlier feed: the whole line is in line_
                 if (!piece.empty() && !append(piece)) return false;
                 piece = line_;
@@ -142,7 +167,7 @@ private:
                 if (!skipping_ && !fits(piece.size())) return false;
             }
             cr_ = s[stop] == '\r';
-            if (!end_line(piece, on_event)) return false;
+            if (!end_line(piece, in_place, on_event)) return false;
             i = stop + 1;
         }
         return true;
@@ -161,7 +186,9 @@ private:
 
     /// True when `more` bytes of field lines still fit in the event; else fails.
     bool fits(std::size_t more) {
-        if (line_.size() + data_.size() + type_.size() + more + 1 <= limits_.max_event_bytes) return true;
+        const std::size_t data = data_here_ ? data_view_.size() + 1 : data_.size();
+        const std::size_t type = type_here_ ? type_view_.size() : type_.size();
+        if (line_.size() + data + type + more + 1 <= limits_.max_event_bytes) return true;
         fail("a server-sent event is larger than the limit of " + std::to_string(limits_.max_event_bytes) + " bytes");
         return false;
     }
@@ -178,30 +205,45 @@ private:
         return true;
     }
 
-    /// A line ended; `line` is its text (in the input or in line_).
+    /// A line ended; `line` is its text, in the input (`in_place`) or in line_.
     template <class OnEvent>
-    bool end_line(std::string_view line, OnEvent& on_event) {
+    bool end_line(std::string_view line, bool in_place, OnEvent& on_event) {
         bool go = true;
         if (!line_started_) go = dispatch(on_event);
-        else if (!skipping_) field(line);
+        else if (!skipping_) field(line, in_place);
         line_.clear();
         line_started_ = false;
         skipping_ = false;
         return go;
     }
 
-    void field(std::string_view line) {
+    void field(std::string_view line, bool in_place) {
         const std::size_t colon = line.find(':');
         const std::string_view name = line.substr(0, colon);
         std::string_view value = colon == std::string_view::npos ? std::string_view{} : line.substr(colon + 1);
         if (!value.empty() && value.front() == ' ') value.remove_prefix(1);
         if (name == "data") {
+            if (in_place && !data_here_ && data_.empty()) {  // the event's first data line: a view for now
+                data_view_ = value;
+                data_here_ = true;
+                return;
+            }
+            if (data_here_) own_data();
             data_.append(value);
             data_ += '\n';
         } else if (name == "event") {
-            type_.assign(value);
+            if (in_place) {
+                type_view_ = value;
+                type_here_ = true;
+            } else {
+                type_.assign(value);
+                type_here_ = false;
+            }
         } else if (name == "id") {
-            if (value.find('\0') == std::string_view::npos) id_.assign(value);
+            if (value.find('\0') == std::string_view::npos) {
+                id_.assign(value);
+                id_set_ = true;
+            }
         } else if (name == "retry") {
             if (value.empty()) return;
             std::uint64_t ms = 0;
@@ -213,24 +255,50 @@ private:
         }
     }
 
+    /// The data line held as a view becomes the first line of data_.
+    void own_data() {
+        data_.assign(data_view_);
+        data_ += '\n';
+        data_here_ = false;
+    }
+
     template <class OnEvent>
     bool dispatch(OnEvent& on_event) {
-        last_id_ = id_;
-        if (data_.empty()) {
+        if (id_set_) {  // the last event ID buffer takes the id buffer's value
+            last_id_ = id_;
+            id_set_ = false;
+        }
+        if (!data_here_ && data_.empty()) {
             type_.clear();
+            type_here_ = false;
             return true;
         }
-        data_.pop_back();  // the LF after the last data line
-        std::swap(event_.data, data_);
-        data_.clear();
-        if (type_.empty()) event_.type.assign("message");
-        else std::swap(event_.type, type_);
-        type_.clear();
-        event_.id = last_id_;
-        if constexpr (std::is_same_v<std::invoke_result_t<OnEvent&, const SseEvent&>, bool>) {
-            return on_event(static_cast<const SseEvent&>(event_));
+        SseEventView view;
+        view.data = data_here_ ? data_view_ : std::string_view(data_).substr(0, data_.size() - 1);  // no last LF
+        view.type = type_here_ ? type_view_ : std::string_view(type_);
+        if (view.type.empty()) view.type = "message";
+        view.id = last_id_;
+        bool go = true;
+        if constexpr (std::is_invocable_v<OnEvent&, const SseEventView&>) {
+            go = deliver(on_event, static_cast<const SseEventView&>(view));
         } else {
-            on_event(static_cast<const SseEvent&>(event_));
+            event_.data.assign(view.data);
+            event_.type.assign(view.type);
+            event_.id.assign(view.id);
+            go = deliver(on_event, static_cast<const SseEvent&>(event_));
+        }
+        data_.clear();
+        type_.clear();
+        data_here_ = type_here_ = false;
+        return go;
+    }
+
+    template <class OnEvent, class Event>
+    static bool deliver(OnEvent& on_event, const Event& e) {
+        if constexpr (std::is_same_v<std::invoke_result_t<OnEvent&, const Event&>, bool>) {
+            return on_event(e);
+        } else {
+            on_event(e);
             return true;
         }
     }
@@ -245,8 +313,14 @@ private:
     std::string line_{};         // the current line, without its end
     std::string data_{};         // data lines so far, each followed by LF
     std::string type_{};         // the event field so far
-    std::string id_{};           // the id field (the last event ID buffer)
-    std::string last_id_{};
+    std::string id_{};           // the id field (the id buffer)
+    bool id_set_ = false;        // an id field came since the last dispatch
+    std::string last_id_{};      // the last event ID buffer
+    // A field line read in place from the bytes being fed, not copied yet (see lines()).
+    std::string_view data_view_{};  // the event's only data line so far, when data_here_
+    std::string_view type_view_{};  // the event field, when type_here_
+    bool data_here_ = false;
+    bool type_here_ = false;
     std::optional<std::chrono::milliseconds> retry_{};
     SseEvent event_{};
     std::optional<Failure> failed_{};

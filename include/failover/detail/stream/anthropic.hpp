@@ -63,7 +63,7 @@ public:
 
     /// Feeds the next bytes of the body (any split); appends each delta decoded to `out`.
     std::optional<Failure> feed(std::string_view bytes, std::vector<StreamDelta>& out) {
-        return run(bytes, [&](const SseEvent& e) { return on_event(e, out); });
+        return run(bytes, [&](const SseEventView& e) { return on_event(e, out); });
     }
 
     /// The body ended cleanly: the answer as decode() assembles it, or why not.
@@ -140,7 +140,7 @@ private:
         return i->get<std::int64_t>();
     }
 
-    std::optional<Failure> on_event(const SseEvent& e, std::vector<StreamDelta>& out) {
+    std::optional<Failure> on_event(const SseEventView& e, std::vector<StreamDelta>& out) {
         if (stopped_) return std::nullopt;  // nothing counts after message_stop
         // The previous text_delta again with another piece of text (detail/stream/scan.hpp):
         // read by comparing bytes. Any other event makes the memo forget it.
@@ -172,7 +172,7 @@ private:
         }
         if (data.is_discarded()) return bad_event(provider_, "malformed server-sent event JSON", e.data, secret_);
         if (!data.is_object()) return bad_event(provider_, "an event's data is not a JSON object", e.data, secret_);
-        const std::string type = e.type == "message" ? wire::string_at(data, "type") : e.type;
+        const std::string type = e.type == "message" ? wire::string_at(data, "type") : std::string(e.type);
         if (type == "error") {  // an error frame without its event line
             return error_event(provider_, wire::anthropic_error_status(wire::read_error(data).type), e.data,
                                [this](const ErrorReply& r, Failure& f) { wire::anthropic_classify(secret_, r, f); });

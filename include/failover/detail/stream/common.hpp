@@ -119,13 +119,13 @@ protected:
     Decoder(std::string provider, std::string secret, StreamLimits limits)
         : provider_(std::move(provider)), secret_(std::move(secret)), sse_(limits), keep_text_(limits.keep_text) {}
 
-    /// Parses `bytes` and hands each event to `on_event(const SseEvent&) -> std::optional<Failure>`
+    /// Parses `bytes` and hands each event to `on_event(const SseEventView&) -> std::optional<Failure>`
     /// until one fails. Never throws: an exception from reading an event is a malformed_response.
     template <class OnEvent>
     std::optional<Failure> run(std::string_view bytes, OnEvent&& on_event) {
         if (failed_) return failed_;
         try {
-            std::optional<Failure> parser = sse_.feed(bytes, [&](const SseEvent& e) {
+            std::optional<Failure> parser = sse_.feed(bytes, [&](const SseEventView& e) {
                 seed_.mix(e.type);
                 seed_.mix(e.data);
                 if (std::optional<Failure> f = on_event(e)) {

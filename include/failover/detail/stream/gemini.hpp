@@ -46,7 +46,7 @@ public:
 
     /// Feeds the next bytes of the body (any split); appends each delta decoded to `out`.
     std::optional<Failure> feed(std::string_view bytes, std::vector<StreamDelta>& out) {
-        return run(bytes, [&](const SseEvent& e) { return on_event(e, out); });
+        return run(bytes, [&](const SseEventView& e) { return on_event(e, out); });
     }
 
     /// The body ended cleanly: the answer as decode() assembles it, or why not.
@@ -63,7 +63,7 @@ private:
         return r;
     }
 
-    std::optional<Failure> on_event(const SseEvent& e, std::vector<StreamDelta>& out) {
+    std::optional<Failure> on_event(const SseEventView& e, std::vector<StreamDelta>& out) {
         if (e.type != "message" && e.type != "error") return std::nullopt;  // Gemini names no events
         const json chunk = parse(e.data);
         if (chunk.is_discarded()) return bad_event(provider_, "malformed server-sent event JSON", e.data, secret_);

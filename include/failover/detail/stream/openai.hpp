@@ -83,7 +83,7 @@ public:
 
     /// Feeds the next bytes of the body (any split); appends each delta decoded to `out`.
     std::optional<Failure> feed(std::string_view bytes, std::vector<StreamDelta>& out) {
-        return run(bytes, [&](const SseEvent& e) { return on_event(e, out); });
+        return run(bytes, [&](const SseEventView& e) { return on_event(e, out); });
     }
 
     /// The body ended cleanly: the answer as decode() assembles it, or why not.
@@ -125,7 +125,7 @@ private:
         bool named = false;    // the name has been given in a delta
     };
 
-    std::optional<Failure> on_event(const SseEvent& e, std::vector<StreamDelta>& out) {
+    std::optional<Failure> on_event(const SseEventView& e, std::vector<StreamDelta>& out) {
         if (done_) return std::nullopt;  // events after [DONE] are ignored
         // The previous chunk again with another piece of text (detail/stream/scan.hpp): read by
         // comparing bytes. Any other event makes the memo forget it.
