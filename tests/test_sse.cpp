@@ -23,6 +23,7 @@
 #include <optional>
 #include <random>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -508,6 +509,25 @@ TEST_CASE("SSE: line ends, comments, fields and dispatch follow the WHATWG rules
         int seen = 0;
         REQUIRE(!sse.feed("data: 1\n\ndata: 2\n\ndata: 3\n\n", [&](const SseEvent&) { return ++seen < 2; }));
         CHECK(seen == 2);
+        SseParser views;
+        seen = 0;
+        REQUIRE(!views.feed("data: 1\n\ndata: 2\n\ndata: 3\n\n", [&](const SseEventView&) { return ++seen < 2; }));
+        CHECK(seen == 2);
+        CHECK(!views.mid_event());
+    }
+    SECTION("a callback that throws leaves the parser between events, holding nothing of the bytes it was fed") {
+        const auto throw_then_go_on = [](auto thrower) {
+            SseParser sse;
+            std::string bytes = "event: first\ndata: a\n\n";
+            CHECK_THROWS_AS(sse.feed(bytes, thrower), std::runtime_error);
+            CHECK(!sse.mid_event());
+            bytes.assign(bytes.size(), 'z');  // the caller reuses its buffer
+            std::vector<SseEvent> ev;
+            REQUIRE(!sse.feed("data: b\n\n", ev));
+            return describe(ev);
+        };
+        CHECK(throw_then_go_on([](const SseEventView&) { throw std::runtime_error("view"); }) == "[message|b|]\n");
+        CHECK(throw_then_go_on([](const SseEvent&) { throw std::runtime_error("owned"); }) == "[message|b|]\n");
     }
 }
 

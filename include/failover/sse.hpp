@@ -45,7 +45,8 @@ struct SseEvent {
 };
 
 /// One dispatched server-sent event, as views that are valid during the callback only (what
-/// the stream decoders read: an event that arrived whole in one feed is not copied).
+/// the stream decoders read: an event whose data is one line that arrived whole in one feed,
+/// as a token stream's events do, is not copied).
 struct SseEventView {
     std::string_view type{};  ///< the `event` field; "message" when the event named none
     std::string_view data{};  ///< the data lines joined with "\n"
@@ -65,7 +66,8 @@ public:
     explicit SseParser(StreamLimits limits = {}) noexcept : limits_(limits) {}
 
     /// Feeds the next bytes; calls `on_event(const SseEvent&)` (or `on_event(const
-    /// SseEventView&)`: no copy) for every event they complete.
+    /// SseEventView&)`: no copy) for every event they complete. A callback that takes either
+    /// (`const auto&`) gets the views: keep no view past the call.
     /// `on_event` may return bool: false stops parsing (the rest of `bytes` is dropped and the
     /// parser should not be fed again). Returns a response_too_large Failure when a limit is
     /// exceeded (the events before the offending byte are still delivered); after that every
@@ -131,11 +133,17 @@ private:
     /// or `s` is done with: then what is still pending is copied, so nothing outlives the feed.
     template <class OnEvent>
     bool lines(std::string_view s, OnEvent& on_event) {
-        const bool go = split(s, on_event);
+        bool go = true;
+        try {
+            go = split(s, on_event);
+        } catch (...) {  // from the callback or for want of memory: the pending field is dropped with `s`
+            data_here_ = type_here_ = false;
+            throw;
+        }
         if (data_here_) own_data();
         if (type_here_) {
-            type_.assign(type_view_);
             type_here_ = false;
+            type_.assign(type_view_);
         }
         return go;
     }
@@ -257,9 +265,9 @@ private:
 
     /// The data line held as a view becomes the first line of data_.
     void own_data() {
+        data_here_ = false;
         data_.assign(data_view_);
         data_ += '\n';
-        data_here_ = false;
     }
 
     template <class OnEvent>
@@ -273,24 +281,33 @@ private:
             type_here_ = false;
             return true;
         }
-        SseEventView view;
-        view.data = data_here_ ? data_view_ : std::string_view(data_).substr(0, data_.size() - 1);  // no last LF
-        view.type = type_here_ ? type_view_ : std::string_view(type_);
-        if (view.type.empty()) view.type = "message";
-        view.id = last_id_;
-        bool go = true;
-        if constexpr (std::is_invocable_v<OnEvent&, const SseEventView&>) {
-            go = deliver(on_event, static_cast<const SseEventView&>(view));
-        } else {
-            event_.data.assign(view.data);
-            event_.type.assign(view.type);
-            event_.id.assign(view.id);
-            go = deliver(on_event, static_cast<const SseEvent&>(event_));
+        // What the event holds moves out before the callback runs: whether it returns or
+        // throws, the parser is then between events and keeps no view into the caller's bytes.
+        const bool data_here = std::exchange(data_here_, false);
+        const bool type_here = std::exchange(type_here_, false);
+        if (!data_here) {
+            data_.pop_back();  // the LF after the last data line
+            std::swap(event_.data, data_);
+            data_.clear();
         }
-        data_.clear();
-        type_.clear();
-        data_here_ = type_here_ = false;
-        return go;
+        if (!type_here) {
+            std::swap(event_.type, type_);
+            type_.clear();
+        }
+        if constexpr (std::is_invocable_v<OnEvent&, const SseEventView&>) {
+            SseEventView view;
+            view.data = data_here ? data_view_ : std::string_view(event_.data);
+            view.type = type_here ? type_view_ : std::string_view(event_.type);
+            if (view.type.empty()) view.type = "message";
+            view.id = last_id_;
+            return deliver(on_event, static_cast<const SseEventView&>(view));
+        } else {
+            if (data_here) event_.data.assign(data_view_);
+            if (type_here) event_.type.assign(type_view_);
+            if (event_.type.empty()) event_.type.assign("message");
+            event_.id = last_id_;
+            return deliver(on_event, static_cast<const SseEvent&>(event_));
+        }
     }
 
     template <class OnEvent, class Event>
