@@ -515,6 +515,13 @@ TEST_CASE("SSE: line ends, comments, fields and dispatch follow the WHATWG rules
         CHECK(seen == 2);
         CHECK(!views.mid_event());
     }
+    SECTION("an event line split across feeds, then another whole: the last one names the event, and only it") {
+        for (const bool views : {false, true}) {
+            const Parsed p = (views ? parse_views : parse_pieces)({"event: a", "\nevent: b\ndata: x\n\ndata: y\n\n"}, {});
+            CHECK(describe(p.events) == "[b|x|]\n[message|y|]\n");
+            CHECK(!p.mid_event);
+        }
+    }
     SECTION("a callback that throws leaves the parser between events, holding nothing of the bytes it was fed") {
         const auto throw_then_go_on = [](auto thrower) {
             SseParser sse;

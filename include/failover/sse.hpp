@@ -243,6 +243,7 @@ private:
             if (in_place) {
                 type_view_ = value;
                 type_here_ = true;
+                type_.clear();  // an earlier event line of this event, read from line_
             } else {
                 type_.assign(value);
                 type_here_ = false;
@@ -288,12 +289,10 @@ private:
         if (!data_here) {
             data_.pop_back();  // the LF after the last data line
             std::swap(event_.data, data_);
-            data_.clear();
         }
-        if (!type_here) {
-            std::swap(event_.type, type_);
-            type_.clear();
-        }
+        if (!type_here) std::swap(event_.type, type_);
+        data_.clear();
+        type_.clear();
         if constexpr (std::is_invocable_v<OnEvent&, const SseEventView&>) {
             SseEventView view;
             view.data = data_here ? data_view_ : std::string_view(event_.data);
