@@ -46,7 +46,7 @@ struct SseEvent {
 
 /// One dispatched server-sent event, as views that are valid during the callback only (what
 /// the stream decoders read: an event whose data is one line that arrived whole in one feed,
-/// as a token stream's events do, is not copied).
+/// as a token stream's events do, has its data read in place, not copied).
 struct SseEventView {
     std::string_view type{};  ///< the `event` field; "message" when the event named none
     std::string_view data{};  ///< the data lines joined with "\n"
@@ -105,8 +105,7 @@ public:
     /// True when bytes of an event not yet dispatched are pending: at the end of the stream
     /// they are discarded, so the stream was cut in the middle of an event.
     bool mid_event() const noexcept {
-        return (line_started_ && !skipping_) || !data_.empty() || !type_.empty() || data_here_ || type_here_ ||
-               (!bom_done_ && bom_matched_ > 0);
+        return (line_started_ && !skipping_) || !data_.empty() || !type_.empty() || (!bom_done_ && bom_matched_ > 0);
     }
     /// Bytes fed so far (up to the total limit).
     std::size_t bytes() const noexcept { return total_; }
@@ -125,26 +124,22 @@ private:
         line_.clear();
         data_.clear();
         type_.clear();
-        data_here_ = type_here_ = false;
+        data_here_ = false;
     }
 
     /// Splits `s` into lines; false when parsing stopped (a limit, or on_event said so).
-    /// A field read in place from `s` is kept as a view into it until its event is dispatched
-    /// or `s` is done with: then what is still pending is copied, so nothing outlives the feed.
+    /// An event's first data line read in place from `s` is kept as a view into it until the
+    /// event is dispatched or `s` is done with: then it is copied, so no view outlives the feed.
     template <class OnEvent>
     bool lines(std::string_view s, OnEvent& on_event) {
         bool go = true;
         try {
             go = split(s, on_event);
-        } catch (...) {  // from the callback or for want of memory: the pending field is dropped with `s`
-            data_here_ = type_here_ = false;
+        } catch (...) {  // for want of memory: the data line is dropped with `s`
+            data_here_ = false;
             throw;
         }
         if (data_here_) own_data();
-        if (type_here_) {
-            type_here_ = false;
-            type_.assign(type_view_);
-        }
         return go;
     }
 
@@ -195,8 +190,7 @@ private:
     /// True when `more` bytes of field lines still fit in the event; else fails.
     bool fits(std::size_t more) {
         const std::size_t data = data_here_ ? data_view_.size() + 1 : data_.size();
-        const std::size_t type = type_here_ ? type_view_.size() : type_.size();
-        if (line_.size() + data + type + more + 1 <= limits_.max_event_bytes) return true;
+        if (line_.size() + data + type_.size() + more + 1 <= limits_.max_event_bytes) return true;
         fail("a server-sent event is larger than the limit of " + std::to_string(limits_.max_event_bytes) + " bytes");
         return false;
     }
@@ -240,19 +234,9 @@ private:
             data_.append(value);
             data_ += '\n';
         } else if (name == "event") {
-            if (in_place) {
-                type_view_ = value;
-                type_here_ = true;
-                type_.clear();  // an earlier event line of this event, read from line_
-            } else {
-                type_.assign(value);
-                type_here_ = false;
-            }
+            type_.assign(value);
         } else if (name == "id") {
-            if (value.find('\0') == std::string_view::npos) {
-                id_.assign(value);
-                id_set_ = true;
-            }
+            if (value.find('\0') == std::string_view::npos) id_.assign(value);
         } else if (name == "retry") {
             if (value.empty()) return;
             std::uint64_t ms = 0;
@@ -273,36 +257,29 @@ private:
 
     template <class OnEvent>
     bool dispatch(OnEvent& on_event) {
-        if (id_set_) {  // the last event ID buffer takes the id buffer's value
-            last_id_ = id_;
-            id_set_ = false;
-        }
+        last_id_ = id_;
         if (!data_here_ && data_.empty()) {
             type_.clear();
-            type_here_ = false;
             return true;
         }
         // What the event holds moves out before the callback runs: whether it returns or
         // throws, the parser is then between events and keeps no view into the caller's bytes.
         const bool data_here = std::exchange(data_here_, false);
-        const bool type_here = std::exchange(type_here_, false);
         if (!data_here) {
             data_.pop_back();  // the LF after the last data line
             std::swap(event_.data, data_);
         }
-        if (!type_here) std::swap(event_.type, type_);
+        std::swap(event_.type, type_);
         data_.clear();
         type_.clear();
         if constexpr (std::is_invocable_v<OnEvent&, const SseEventView&>) {
             SseEventView view;
             view.data = data_here ? data_view_ : std::string_view(event_.data);
-            view.type = type_here ? type_view_ : std::string_view(event_.type);
-            if (view.type.empty()) view.type = "message";
+            view.type = event_.type.empty() ? std::string_view("message") : std::string_view(event_.type);
             view.id = last_id_;
             return deliver(on_event, static_cast<const SseEventView&>(view));
         } else {
             if (data_here) event_.data.assign(data_view_);
-            if (type_here) event_.type.assign(type_view_);
             if (event_.type.empty()) event_.type.assign("message");
             event_.id = last_id_;
             return deliver(on_event, static_cast<const SseEvent&>(event_));
@@ -329,14 +306,11 @@ private:
     std::string line_{};         // the current line, without its end
     std::string data_{};         // data lines so far, each followed by LF
     std::string type_{};         // the event field so far
-    std::string id_{};           // the id field (the id buffer)
-    bool id_set_ = false;        // an id field came since the last dispatch
-    std::string last_id_{};      // the last event ID buffer
-    // A field line read in place from the bytes being fed, not copied yet (see lines()).
-    std::string_view data_view_{};  // the event's only data line so far, when data_here_
-    std::string_view type_view_{};  // the event field, when type_here_
+    std::string id_{};           // the id field (the last event ID buffer)
+    std::string last_id_{};
+    // The event's only data line so far, read in place from the bytes being fed (see lines()).
+    std::string_view data_view_{};
     bool data_here_ = false;
-    bool type_here_ = false;
     std::optional<std::chrono::milliseconds> retry_{};
     SseEvent event_{};
     std::optional<Failure> failed_{};
